@@ -1,0 +1,1 @@
+"""Office CRM: a GraphQL backend for contact ownership, status, audiences and campaigns."""

@@ -1,0 +1,1 @@
+"""Campaigns: emails sent by the workers from one account to one audience (R14–R17)."""

@@ -1,0 +1,189 @@
+"""The `crm` command: serve, worker, clock, migrate, bootstrap, demo, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _setup_logging() -> None:
+    from api.core.settings import get_settings
+
+    logging.basicConfig(
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def _with_db(coro_factory):  # type: ignore[no-untyped-def]
+    from api.core.database import close_db, init_db
+
+    await init_db()
+    try:
+        return await coro_factory()
+    finally:
+        await close_db()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from api.core.database import close_db, migrate_db
+
+    async def run() -> None:
+        try:
+            await migrate_db()
+        finally:
+            await close_db()
+
+    asyncio.run(run())
+    print("migrations applied")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    cmd_migrate(args)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from api.core.settings import get_settings
+
+    if not get_settings().redis_url:
+        print(
+            "crm worker needs REDIS_URL; without it the workers run inside `crm serve`.",
+            file=sys.stderr,
+        )
+        return 2
+    from dramatiq.cli import main as dramatiq_main
+
+    sys.argv = [
+        "dramatiq",
+        "workers",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
+    return dramatiq_main()
+
+
+def cmd_clock(args: argparse.Namespace) -> int:
+    from workers.clock import run_forever
+
+    asyncio.run(_with_db(run_forever))
+    return 0
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from api.core.database import close_db, init_db, migrate_db
+    from api.core.errors import AppError
+    from api.offices.service import bootstrap
+
+    async def run() -> int:
+        await migrate_db()
+        await close_db()
+        await init_db()
+        try:
+            office, admin, created = await bootstrap(
+                office_name=args.office,
+                timezone=args.timezone,
+                admin_email=args.admin_email,
+                admin_password=args.admin_password,
+            )
+        except AppError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+        finally:
+            await close_db()
+        what = "created" if created else "already exists; nothing changed"
+        print(f"office {office.name!r} {what}; admin {admin.email if admin else '-'}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from api.core.database import close_db, init_db, migrate_db
+    from api.demo import load_demo
+
+    async def run() -> None:
+        await migrate_db()
+        await close_db()
+        await init_db()
+        try:
+            await load_demo(contacts=args.contacts)
+        finally:
+            await close_db()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from api.schema import schema
+
+    text = schema.as_str() + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="crm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="apply migrations and serve /graphql")
+    p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run Dramatiq workers (needs REDIS_URL)")
+    p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--threads", type=int, default=4)
+    p.set_defaults(func=cmd_worker)
+
+    sub.add_parser("clock", help="run the scheduler that enqueues nightly jobs").set_defaults(
+        func=cmd_clock
+    )
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("bootstrap", help="create an office and its first admin (idempotent)")
+    p.add_argument("--office", required=True)
+    p.add_argument("--timezone", default="UTC")
+    p.add_argument("--admin-email", required=True)
+    p.add_argument("--admin-password", required=True)
+    p.set_defaults(func=cmd_bootstrap)
+
+    p = sub.add_parser("demo", help="fill a realistic demo office (idempotent)")
+    p.add_argument("--contacts", type=int, default=3000)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("export-schema", help="write the GraphQL SDL")
+    p.add_argument("--output", default="schema.graphql", help="a path, or - for stdout")
+    p.set_defaults(func=cmd_export_schema)
+
+    args = parser.parse_args(argv)
+    _setup_logging()
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""Contact operations. Every function takes the acting user and applies the rules itself;
+GraphQL resolvers, routes and workers only call these."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from api.contacts import ownership
+from api.contacts.filters import ContactFilterSpec, filter_q, search_text
+from api.contacts.models import (
+    Activity,
+    ActivityKind,
+    Company,
+    Contact,
+    ContactStatus,
+    OwnerSource,
+    StatusSource,
+)
+from api.contacts.status import change_status, engagement_target
+from api.core import policy, validation
+from api.core.errors import BadInput, Conflict, Forbidden, NotFound
+from api.users.models import User
+
+
+@dataclass
+class ContactPage:
+    rows: list[Contact]
+    has_next: bool
+    count: Callable[[], Awaitable[int]]
+
+
+@dataclass
+class ContactFields:
+    """Validated contact fields; None means "not given" for patches."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    company_name: str | None = None
+
+
+async def get_visible(actor: User, contact_id: int) -> Contact:
+    """The contact if `actor` may see it, else NOT_FOUND (R1, R2)."""
+    contact = await Contact.get_or_none(id=contact_id, office_id=actor.office_id)
+    return policy.require_contact_visible(actor, contact)
+
+
+async def list_contacts(
+    actor: User, spec: ContactFilterSpec, *, first: int, after: int | None
+) -> ContactPage:
+    """A page of the contacts `actor` sees, newest first; the count runs only if asked for."""
+    query = Contact.filter(**policy.contact_scope(actor)).filter(filter_q(spec))
+    page_query = query.filter(id__lt=after) if after is not None else query
+    rows = await page_query.order_by("-id").limit(first + 1)
+    return ContactPage(rows=rows[:first], has_next=len(rows) > first, count=query.count)
+
+
+async def _company_id(office_id: int, name: str | None) -> int | None:
+    if not name:
+        return None
+    key = name.lower()
+    company = await Company.get_or_none(office_id=office_id, name_key=key)
+    if company is None:
+        try:
+            async with in_transaction():
+                company = await Company.create(office_id=office_id, name=name, name_key=key)
+        except IntegrityError:
+            # Another request created it in between.
+            company = await Company.get(office_id=office_id, name_key=key)
+    return company.id
+
+
+def _clean_fields(raw: ContactFields, *, creating: bool) -> ContactFields:
+    return ContactFields(
+        first_name=validation.text(raw.first_name, "firstName", max_length=200, required=creating),
+        last_name=validation.text(raw.last_name, "lastName", max_length=200, required=creating),
+        email=validation.email(raw.email),
+        phone=validation.phone(raw.phone),
+        company_name=validation.text(raw.company_name, "companyName", max_length=200),
+    )
+
+
+async def _refresh_search_text(contact: Contact, company_name: str | None = None) -> None:
+    if company_name is None and contact.company_id is not None:
+        company_name = (await Company.get(id=contact.company_id)).name
+    contact.search_text = search_text(
+        contact.first_name, contact.last_name, contact.email, company_name
+    )
+
+
+async def create_contact(
+    actor: User,
+    raw: ContactFields,
+    *,
+    external_id: str | None = None,
+    crm_owner_id: str | None = None,
+    status: ContactStatus | None = None,
+) -> Contact:
+    """Create a contact. Its owner comes from the CRM owner id (R5); an agent's own
+    contact without one is theirs by hand, so they can still see it."""
+    data = _clean_fields(raw, creating=True)
+    external_id = validation.text(external_id, "externalId", max_length=100)
+    crm_owner_id = validation.text(crm_owner_id, "crmOwnerId", max_length=100)
+    if external_id and await Contact.exists(office_id=actor.office_id, external_id=external_id):
+        raise Conflict("A contact with this externalId already exists", field="externalId")
+    now = datetime.now(UTC)
+    async with in_transaction():
+        company_id = await _company_id(actor.office_id, data.company_name)
+        contact = Contact(
+            office_id=actor.office_id,
+            external_id=external_id,
+            first_name=data.first_name,
+            last_name=data.last_name,
+            email=data.email,
+            phone=data.phone,
+            company_id=company_id,
+            crm_owner_id=crm_owner_id,
+        )
+        crm_user = await ownership.crm_user_id(actor.office_id, crm_owner_id)
+        if crm_user is None and not policy.sees_whole_office(actor):
+            contact.owner_id, contact.owner_source = actor.id, OwnerSource.MANUAL
+        else:
+            await ownership.rederive(contact, crm_write=True)
+        await _refresh_search_text(contact, data.company_name)
+        try:
+            await contact.save()
+        except IntegrityError:
+            raise Conflict(
+                "A contact with this externalId already exists", field="externalId"
+            ) from None
+        if status is not None:
+            await change_status(
+                contact, status, source=StatusSource.USER, at=now, actor_id=actor.id
+            )
+            await contact.save(update_fields=["status", "status_source", "status_updated_at"])
+    return contact
+
+
+async def update_contact(actor: User, contact_id: int, raw: ContactFields) -> Contact:
+    data = _clean_fields(raw, creating=False)
+    if raw.first_name is not None and data.first_name is None:
+        raise BadInput("`firstName` must not be blank", field="firstName")
+    if raw.last_name is not None and data.last_name is None:
+        raise BadInput("`lastName` must not be blank", field="lastName")
+    async with in_transaction():
+        contact = await get_visible(actor, contact_id)
+        policy.require_contact_editable(actor, contact)
+        policy.require_not_inactive(contact)
+        company_name = None
+        if data.first_name is not None:
+            contact.first_name = data.first_name
+        if data.last_name is not None:
+            contact.last_name = data.last_name
+        # Sending an empty string clears an optional field; leaving it out keeps it.
+        if raw.email is not None:
+            contact.email = data.email
+        if raw.phone is not None:
+            contact.phone = data.phone
+        if raw.company_name is not None:
+            company_name = data.company_name
+            contact.company_id = await _company_id(actor.office_id, company_name)
+        await _refresh_search_text(contact, company_name)
+        await ownership.rederive(contact, crm_write=False)
+        await contact.save()
+    return contact
+
+
+async def set_status(
+    actor: User, contact_id: int, status: ContactStatus, reason: str | None
+) -> Contact:
+    reason = validation.text(reason, "reason", max_length=500)
+    async with in_transaction():
+        contact = await get_visible(actor, contact_id)
+        if contact.status == ContactStatus.INACTIVE:
+            # R9: only reactivation, and only by the owner or an admin.
+            if status != ContactStatus.ACTIVE or not policy.may_reactivate(actor, contact):
+                policy.require_not_inactive(contact)
+        else:
+            policy.require_contact_editable(actor, contact)
+        if contact.archived:
+            raise Conflict("The contact is archived; restore it first")
+        changed = await change_status(
+            contact,
+            status,
+            source=StatusSource.USER,
+            at=datetime.now(UTC),
+            actor_id=actor.id,
+            reason=reason,
+        )
+        if changed:
+            await contact.save(
+                update_fields=["status", "status_source", "status_updated_at", "updated_at"]
+            )
+    return contact
+
+
+async def assign_contacts(actor: User, contact_ids: list[int], owner_id: int | None) -> int:
+    """R7 (admins): set owners by hand, or unassign; all or nothing. Returns how many changed."""
+    if not policy.is_admin(actor):
+        raise Forbidden("Only admins assign contacts")
+    wanted = set(contact_ids)
+    if not wanted:
+        return 0
+    if len(wanted) > 10_000:
+        raise BadInput("At most 10000 contacts at once", field="contactIds")
+    if owner_id is not None and not await User.exists(
+        id=owner_id, office_id=actor.office_id, active=True
+    ):
+        raise NotFound("User")
+    async with in_transaction():
+        found = await Contact.filter(id__in=wanted, office_id=actor.office_id).values_list(
+            "id", "status"
+        )
+        if len(found) != len(wanted):
+            raise NotFound("Contact")
+        if any(status == ContactStatus.INACTIVE for _, status in found):
+            raise Conflict("Some of these contacts are inactive and read-only", field="contactIds")
+        scope = Contact.filter(id__in=wanted, office_id=actor.office_id)
+        changing = (
+            scope.exclude(owner_id=owner_id)
+            if owner_id
+            else scope.filter(owner_id__not_isnull=True)
+        )
+        changed = await changing.count()
+        # Held by hand from now on, including "nobody" (R7).
+        await scope.update(owner_id=owner_id, owner_source=OwnerSource.MANUAL)
+    return changed
+
+
+async def archive_contact(actor: User, contact_id: int) -> Contact:
+    """R11: archive (needs canDelete); history stays, lists and sends leave it out."""
+    return await _set_archived(actor, contact_id, archived=True)
+
+
+async def restore_contact(actor: User, contact_id: int) -> Contact:
+    return await _set_archived(actor, contact_id, archived=False)
+
+
+async def _set_archived(actor: User, contact_id: int, *, archived: bool) -> Contact:
+    if not policy.may_delete(actor):
+        raise Forbidden("Needs the canDelete right")
+    async with in_transaction():
+        contact = await get_visible(actor, contact_id)
+        policy.require_not_inactive(contact)
+        if contact.archived != archived:
+            contact.archived = archived
+            contact.archived_at = datetime.now(UTC) if archived else None
+            await contact.save(update_fields=["archived", "archived_at", "updated_at"])
+    return contact
+
+
+async def log_activity(
+    actor: User,
+    contact_id: int,
+    kind: ActivityKind,
+    *,
+    at: datetime | None = None,
+    note: str | None = None,
+    source_user_id: int | None = None,
+) -> Activity:
+    """Record an activity (allowed on inactive contacts too) and apply R10."""
+    at = validation.past_or_now(at, "at")
+    note = validation.text(note, "note", max_length=5000)
+    async with in_transaction():
+        contact = await get_visible(actor, contact_id)
+        activity = await Activity.create(
+            office_id=contact.office_id,
+            contact_id=contact.id,
+            kind=kind,
+            at=at,
+            note=note,
+            user_id=source_user_id if source_user_id is not None else actor.id,
+        )
+        await touch_activity(contact, at)
+        target = engagement_target(contact, kind)
+        if target is not None and await change_status(
+            contact, target, source=StatusSource.ENGAGEMENT, at=at, reason=kind.value
+        ):
+            await contact.save(update_fields=["status", "status_source", "status_updated_at"])
+    return activity
+
+
+async def touch_activity(contact: Contact, at: datetime) -> None:
+    """R10: every activity moves lastActivityAt forward (never back) and clears atRiskSince."""
+    await Contact.filter(id=contact.id).update(at_risk_since=None)
+    await Contact.filter(
+        Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=at), id=contact.id
+    ).update(last_activity_at=at)
+    if contact.last_activity_at is None or contact.last_activity_at < at:
+        contact.last_activity_at = at
+    contact.at_risk_since = None
+
+
+async def activities_page(
+    contact: Contact, *, first: int, after: tuple[datetime, int] | None
+) -> tuple[list[Activity], bool]:
+    """A contact's activities, newest first, keyset-paginated on (at, id)."""
+    query = Activity.filter(contact_id=contact.id)
+    if after is not None:
+        at, last_id = after
+        query = query.filter(Q(at__lt=at) | Q(at=at, id__lt=last_id))
+    rows = await query.order_by("-at", "-id").limit(first + 1)
+    return rows[:first], len(rows) > first

@@ -1,0 +1,245 @@
+"""GraphQL types of the contacts domain. Roots are the ORM rows themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import strawberry
+
+from api.contacts import models, service
+from api.core import ids
+from api.core.context import Info
+from api.core.errors import BadInput
+from api.core.graphql_types import Node, PageInfo, rows_of
+from api.core.pagination import decode_cursor, encode_cursor, page_size
+from api.core.permissions import MaySeeContactPII
+from api.users.types import UserType
+
+ContactStatus = strawberry.enum(models.ContactStatus)
+StatusSource = strawberry.enum(models.StatusSource)
+ActivityKind = strawberry.enum(models.ActivityKind)
+
+
+@strawberry.type(name="Company")
+class CompanyType(Node):
+    is_type_of = rows_of(models.Company)
+
+    name: str
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(ids.encode("Company", self.id))
+
+
+@strawberry.type(name="StatusChange")
+class StatusChangeType:
+    source: StatusSource
+    reason: str | None
+    at: datetime
+
+    @strawberry.field(name="from")
+    def from_(self) -> ContactStatus | None:
+        return self.from_status
+
+    @strawberry.field
+    def to(self) -> ContactStatus | None:
+        return self.to_status
+
+    @strawberry.field
+    async def actor(self, info: Info) -> UserType | None:
+        return await info.context.loaders.user.load(self.actor_id) if self.actor_id else None
+
+
+@strawberry.type(name="Activity")
+class ActivityType(Node):
+    is_type_of = rows_of(models.Activity)
+
+    kind: ActivityKind
+    at: datetime
+    note: str | None
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(ids.encode("Activity", self.id))
+
+    @strawberry.field
+    async def user(self, info: Info) -> UserType | None:
+        return await info.context.loaders.user.load(self.user_id) if self.user_id else None
+
+
+@strawberry.type
+class ActivityEdge:
+    cursor: str
+    node: ActivityType
+
+
+@strawberry.type
+class ActivityConnection:
+    edges: list[ActivityEdge]
+    page_info: PageInfo
+    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self._count()
+
+
+def _activity_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    key = decode_cursor(cursor, 2)
+    if key is None:
+        return None
+    try:
+        return datetime.fromisoformat(key[0]), int(key[1])
+    except (TypeError, ValueError):
+        raise BadInput("Malformed cursor", field="after") from None
+
+
+@strawberry.type(name="Contact")
+class ContactType(Node):
+    is_type_of = rows_of(models.Contact)
+
+    external_id: str | None
+    first_name: str
+    last_name: str
+    email: str | None = strawberry.field(
+        description="Masked (null with a FORBIDDEN error) where the field-level rules say so.",
+        permission_classes=[MaySeeContactPII],
+    )
+    phone: str | None = strawberry.field(
+        description="Masked (null with a FORBIDDEN error) where the field-level rules say so.",
+        permission_classes=[MaySeeContactPII],
+    )
+    crm_owner_id: str | None
+    status: ContactStatus | None
+    status_updated_at: datetime | None
+    last_activity_at: datetime | None
+    at_risk_since: datetime | None
+    unsubscribed: bool
+    archived: bool
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(ids.encode("Contact", self.id))
+
+    @strawberry.field
+    async def company(self, info: Info) -> CompanyType | None:
+        return await info.context.loaders.company.load(self.company_id) if self.company_id else None
+
+    @strawberry.field
+    async def owner(self, info: Info) -> UserType | None:
+        return await info.context.loaders.user.load(self.owner_id) if self.owner_id else None
+
+    @strawberry.field
+    def unassigned(self) -> bool:
+        return self.owner_id is None
+
+    @strawberry.field(description="Oldest first; append-only.")
+    async def status_history(self, info: Info) -> list[StatusChangeType]:
+        return await info.context.loaders.status_history.load(self.id)
+
+    @strawberry.field(description="Newest first.")
+    async def activities(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> ActivityConnection:
+        size = page_size(first, default=20)
+        rows, has_next = await service.activities_page(
+            self, first=size, after=_activity_cursor(after)
+        )
+        edges = [ActivityEdge(cursor=encode_cursor(a.at.isoformat(), a.id), node=a) for a in rows]
+        return ActivityConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None
+            ),
+            _count=models.Activity.filter(contact_id=self.id).count,
+        )
+
+
+@strawberry.type
+class ContactEdge:
+    cursor: str
+    node: ContactType
+
+
+@strawberry.type
+class ContactConnection:
+    edges: list[ContactEdge]
+    page_info: PageInfo
+    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self._count()
+
+    @classmethod
+    def from_page(cls, page: service.ContactPage) -> ContactConnection:
+        edges = [ContactEdge(cursor=encode_cursor(c.id), node=c) for c in page.rows]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None
+            ),
+            _count=page.count,
+        )
+
+
+@strawberry.input
+class ContactFilter:
+    status: list[ContactStatus] | None = None
+    no_status: bool | None = None
+    owner_id: strawberry.ID | None = None
+    unassigned: bool | None = None
+    company_id: strawberry.ID | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Case-insensitive match on name, email or company name."
+    )
+    at_risk: bool | None = None
+    last_activity_before: datetime | None = None
+    status_updated_before: datetime | None = None
+    unsubscribed: bool | None = None
+    include_archived: bool | None = None
+
+
+@strawberry.input
+class ContactInput:
+    first_name: str
+    last_name: str
+    email: str | None = None
+    phone: str | None = None
+    company_name: str | None = None
+    external_id: str | None = None
+    crm_owner_id: str | None = None
+    status: ContactStatus | None = None
+
+
+@strawberry.input
+class ContactPatch:
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    company_name: str | None = None
+
+
+@strawberry.input
+class ContactImportRow:
+    external_id: str
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    company_name: str | None = None
+    crm_owner_id: str | None = None
+    status: ContactStatus | None = None
+
+
+@strawberry.input
+class ActivityInput:
+    contact_id: strawberry.ID
+    kind: ActivityKind
+    at: datetime | None = strawberry.field(
+        default=None,
+        description="Defaults to now; may lie in the past (a call logged afterwards), never in the future.",
+    )
+    note: str | None = None

@@ -1,0 +1,1 @@
+"""Pieces shared by every domain: settings, database, policy, errors, pagination, loaders."""

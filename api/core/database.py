@@ -1,0 +1,80 @@
+"""Tortoise ORM set-up: one app ("models") over every domain's models, migrations in api.migrations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tortoise import Tortoise, connections
+from tortoise.migrations.api import migrate as tortoise_migrate
+
+from api.core.settings import get_settings
+
+MODEL_MODULES = [
+    "api.offices.models",
+    "api.users.models",
+    "api.contacts.models",
+]
+
+
+def tortoise_config(db_url: str | None = None) -> dict[str, Any]:
+    settings = get_settings()
+    url = db_url or settings.db_url
+    if url.startswith("sqlite://"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if "?" not in url:
+            # Several processes (web, worker, clock) share the file: wait rather than fail.
+            url += "?busy_timeout=10000"
+    return {
+        "connections": {"default": url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "api.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+# The module path the `tortoise` CLI takes (`tortoise -c api.core.database.TORTOISE_ORM ...`).
+TORTOISE_ORM = tortoise_config()
+
+
+async def init_db(db_url: str | None = None) -> None:
+    """Connect the ORM. The global fallback lets workers, the CLI and tests share it."""
+    await Tortoise.init(config=tortoise_config(db_url), _enable_global_fallback=True)
+
+
+async def migrate_db(db_url: str | None = None) -> None:
+    """Apply pending migrations (idempotent)."""
+    await tortoise_migrate(config=tortoise_config(db_url))
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+def dialect() -> str:
+    return connections.get("default").capabilities.dialect
+
+
+_PLACEHOLDER = re.compile(r"\$\d+")
+
+
+def _sql_for_dialect(sql: str) -> str:
+    # Queries are written with asyncpg's $n placeholders, in order; SQLite takes `?`.
+    return _PLACEHOLDER.sub("?", sql) if dialect() == "sqlite" else sql
+
+
+async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Run a read-only raw query written with $n placeholders on either backend."""
+    return await connections.get("default").execute_query_dict(_sql_for_dialect(sql), list(args))
+
+
+async def execute(sql: str, *args: Any) -> int:
+    """Run a raw statement written with $n placeholders; returns the rows affected."""
+    count, _ = await connections.get("default").execute_query(_sql_for_dialect(sql), list(args))
+    return count

@@ -1,0 +1,60 @@
+"""DataLoaders, one set per request: lists cost a constant number of queries whatever their size."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import cached_property
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+from tortoise.functions import Count
+
+
+async def _by_id(model: Any, ids: list[int]) -> list[Any]:
+    rows = {row.id: row for row in await model.filter(id__in=set(ids))}
+    return [rows.get(i) for i in ids]
+
+
+class Loaders:
+    """Lazily built loaders; keys are primary keys already scoped by whoever asks."""
+
+    @cached_property
+    def user(self) -> DataLoader[int, Any]:
+        from api.users.models import User
+
+        return DataLoader(lambda ids: _by_id(User, ids))
+
+    @cached_property
+    def company(self) -> DataLoader[int, Any]:
+        from api.contacts.models import Company
+
+        return DataLoader(lambda ids: _by_id(Company, ids))
+
+    @cached_property
+    def contact_count(self) -> DataLoader[int, int]:
+        """Contacts owned per user (archived ones excluded)."""
+        from api.contacts.models import Contact
+
+        async def load(ids: list[int]) -> list[int]:
+            rows = (
+                await Contact.filter(owner_id__in=set(ids), archived=False)
+                .group_by("owner_id")
+                .annotate(n=Count("id"))
+                .values("owner_id", "n")
+            )
+            counts = {row["owner_id"]: row["n"] for row in rows}
+            return [counts.get(i, 0) for i in ids]
+
+        return DataLoader(load)
+
+    @cached_property
+    def status_history(self) -> DataLoader[int, list[Any]]:
+        from api.contacts.models import StatusChange
+
+        async def load(ids: list[int]) -> list[list[Any]]:
+            by_contact: dict[int, list[Any]] = defaultdict(list)
+            for change in await StatusChange.filter(contact_id__in=set(ids)).order_by("at", "id"):
+                by_contact[change.contact_id].append(change)
+            return [by_contact.get(i, []) for i in ids]
+
+        return DataLoader(load)

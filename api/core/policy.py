@@ -1,0 +1,109 @@
+"""The permission policy (R1–R4): every access decision in the product is made here.
+
+Permission classes on GraphQL fields and the domain services both ask these functions;
+none of them touches the database, so they are cheap enough to call per field.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from api.core.errors import Conflict, Forbidden, NotFound
+from api.users.models import Role
+
+if TYPE_CHECKING:
+    from api.contacts.models import Contact
+    from api.users.models import User
+
+
+def is_admin(user: User) -> bool:
+    return user.role == Role.ADMIN
+
+
+def sees_whole_office(user: User) -> bool:
+    """Admins and office-wide users see every contact of the office (R2)."""
+    return is_admin(user) or user.office_wide_access
+
+
+def may_export(user: User) -> bool:
+    return is_admin(user) or user.can_export
+
+
+def may_delete(user: User) -> bool:
+    return is_admin(user) or user.can_delete
+
+
+def contact_scope(user: User) -> dict[str, Any]:
+    """ORM filter arguments limiting contacts to those `user` may see (R1, R2)."""
+    scope: dict[str, Any] = {"office_id": user.office_id}
+    if not sees_whole_office(user):
+        scope["owner_id"] = user.id
+    return scope
+
+
+def may_see_contact(user: User, contact: Contact) -> bool:
+    if contact.office_id != user.office_id:
+        return False
+    return sees_whole_office(user) or contact.owner_id == user.id
+
+
+def require_contact_visible(user: User, contact: Contact | None) -> Contact:
+    """The contact, or NOT_FOUND exactly as for a missing one (R1)."""
+    if contact is None or not may_see_contact(user, contact):
+        raise NotFound("Contact")
+    return contact
+
+
+def may_see_contact_pii(user: User, contact: Contact) -> bool:
+    """Email and phone (R3): masked for a non-admin when another user owns the contact."""
+    if is_admin(user):
+        return True
+    return contact.owner_id is None or contact.owner_id == user.id
+
+
+def may_edit_contact(user: User, contact: Contact) -> bool:
+    """Fields, status and archive: admins, the owner, or office-wide users on unassigned contacts."""
+    if is_admin(user) or contact.owner_id == user.id:
+        return True
+    return user.office_wide_access and contact.owner_id is None
+
+
+def require_contact_editable(user: User, contact: Contact) -> None:
+    if not may_edit_contact(user, contact):
+        raise Forbidden("Only the contact's owner or an admin can change this contact")
+
+
+def require_not_inactive(contact: Contact) -> None:
+    """R9: an inactive contact is read-only."""
+    from api.contacts.models import ContactStatus
+
+    if contact.status == ContactStatus.INACTIVE:
+        raise Conflict("The contact is inactive and read-only; reactivate it first")
+
+
+def may_reactivate(user: User, contact: Contact) -> bool:
+    """R9: only the owner or an admin sets an inactive contact back to ACTIVE."""
+    return is_admin(user) or contact.owner_id == user.id
+
+
+def may_see_user_email(viewer: User, user: User) -> bool:
+    return viewer.id == user.id or is_admin(viewer)
+
+
+def may_manage_users(user: User) -> bool:
+    return is_admin(user)
+
+
+# Fields of UserPatch a user may change on their own record (R4: never their rights).
+SELF_EDITABLE_USER_FIELDS = frozenset({"name"})
+
+
+def require_user_patch_allowed(actor: User, target: User, changed: set[str]) -> None:
+    if is_admin(actor):
+        if actor.id == target.id and changed & {"role", "active"}:
+            # An admin demoting or deactivating themself could lock the office out.
+            raise Forbidden("Admins cannot change their own role or deactivate themselves")
+        return
+    if actor.id == target.id and changed <= SELF_EDITABLE_USER_FIELDS:
+        return
+    raise Forbidden("Only admins change users and their rights")

@@ -1,0 +1,66 @@
+"""Runtime settings, read from the environment (names as in the spec's operating table)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./var"), alias="DATA_DIR")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    smtp_url: str | None = Field(default=None, alias="SMTP_URL")
+    public_base_url: str = Field(default="http://localhost:8000", alias="PUBLIC_BASE_URL")
+    secret_key_value: str | None = Field(default=None, alias="SECRET_KEY", repr=False)
+    token_ttl_minutes: int = Field(default=12 * 60, alias="TOKEN_TTL_MINUTES", ge=5)
+    login_max_failures_per_account: int = Field(default=5, alias="LOGIN_MAX_FAILURES_PER_ACCOUNT")
+    login_max_failures_per_address: int = Field(default=20, alias="LOGIN_MAX_FAILURES_PER_ADDRESS")
+    login_failure_window_seconds: int = Field(default=900, alias="LOGIN_FAILURE_WINDOW_SECONDS")
+    max_query_depth: int = Field(default=10, alias="MAX_QUERY_DEPTH")
+    max_query_cost: int = Field(default=5000, alias="MAX_QUERY_COST")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            # Tortoise spells the scheme "postgres"; operators often write "postgresql".
+            url = self.database_url
+            if url.startswith("postgresql://"):
+                url = "postgres://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite://{self.data_dir / 'crm.sqlite3'}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.db_url.startswith(("postgres://", "asyncpg://"))
+
+    @property
+    def secret_key(self) -> str:
+        """The signing key: SECRET_KEY, or one generated once and kept under DATA_DIR."""
+        if self.secret_key_value:
+            return self.secret_key_value
+        if self.is_postgres:
+            raise RuntimeError("SECRET_KEY must be set when DATABASE_URL points at PostgreSQL")
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

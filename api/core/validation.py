@@ -1,0 +1,81 @@
+"""Input checks shared by every mutation: each failure names the offending field (R20)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+
+from api.core.errors import BadInput
+
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{3,30}(?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?$", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Clocks drift: an activity logged "now" by a client a little ahead of us is not in the future.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def text(value: str | None, field: str, *, max_length: int, required: bool = False) -> str | None:
+    """Stripped text without control characters; blank becomes None unless required."""
+    if value is None:
+        if required:
+            raise BadInput(f"`{field}` is required", field=field)
+        return None
+    value = value.strip()
+    if not value:
+        if required:
+            raise BadInput(f"`{field}` must not be blank", field=field)
+        return None
+    if len(value) > max_length:
+        raise BadInput(f"`{field}` is longer than {max_length} characters", field=field)
+    if _CONTROL.search(value):
+        raise BadInput(f"`{field}` contains control characters", field=field)
+    return value
+
+
+def required_text(value: str | None, field: str, *, max_length: int) -> str:
+    result = text(value, field, max_length=max_length, required=True)
+    assert result is not None
+    return result
+
+
+def email(value: str | None, field: str = "email", *, required: bool = False) -> str | None:
+    value = text(value, field, max_length=254, required=required)
+    if value is None:
+        return None
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise BadInput(f"`{field}` is not a valid email address", field=field) from None
+
+
+def phone(value: str | None, field: str = "phone") -> str | None:
+    value = text(value, field, max_length=40)
+    if value is not None and not _PHONE.match(value):
+        raise BadInput(f"`{field}` is not a valid phone number", field=field)
+    return value
+
+
+def password(value: str, field: str = "password") -> str:
+    if not 10 <= len(value) <= 256:
+        raise BadInput(f"`{field}` must be 10 to 256 characters long", field=field)
+    return value
+
+
+def past_or_now(value: datetime | None, field: str) -> datetime:
+    now = datetime.now(UTC)
+    if value is None:
+        return now
+    if value.tzinfo is None:
+        raise BadInput(f"`{field}` needs a time zone offset", field=field)
+    if value > now + FUTURE_TOLERANCE:
+        raise BadInput(f"`{field}` must not be in the future", field=field)
+    if value.year < 1900:
+        raise BadInput(f"`{field}` is too far in the past", field=field)
+    return value
+
+
+def int_range(value: int | None, field: str, *, low: int, high: int) -> int | None:
+    if value is not None and not low <= value <= high:
+        raise BadInput(f"`{field}` must be between {low} and {high}", field=field)
+    return value

@@ -1,0 +1,96 @@
+"""Office operations: settings, and the first office of an installation."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from tortoise.transactions import in_transaction
+
+from api.contacts.models import Contact
+from api.core import policy, validation
+from api.core.errors import BadInput, Forbidden
+from api.offices.models import Office
+from api.users.models import Role, User
+
+
+def _timezone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if value not in available_timezones():
+        raise BadInput(
+            "`timezone` is not an IANA time zone such as Europe/London", field="timezone"
+        )
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadInput("`timezone` is not a known time zone", field="timezone") from None
+    return value
+
+
+async def get_office(actor: User) -> Office:
+    return await Office.get(id=actor.office_id)
+
+
+async def unassigned_count(actor: User) -> int:
+    if not policy.sees_whole_office(actor):
+        raise Forbidden("Needs admin or office-wide access")
+    return await Contact.filter(office_id=actor.office_id, archived=False, owner_id=None).count()
+
+
+async def update_settings(
+    actor: User,
+    *,
+    risk_days: int | None = None,
+    stale_days: int | None = None,
+    auto_inactivate_days: int | None = None,
+    timezone: str | None = None,
+) -> Office:
+    if not policy.is_admin(actor):
+        raise Forbidden("Only admins change office settings")
+    validation.int_range(risk_days, "riskDays", low=1, high=3650)
+    validation.int_range(stale_days, "staleDays", low=1, high=3650)
+    validation.int_range(auto_inactivate_days, "autoInactivateDays", low=0, high=3650)
+    tz = _timezone(timezone)
+    office = await Office.get(id=actor.office_id)
+    if risk_days is not None:
+        office.risk_days = risk_days
+    if stale_days is not None:
+        office.stale_days = stale_days
+    if auto_inactivate_days is not None:
+        # 0 turns automatic inactivation off.
+        office.auto_inactivate_days = auto_inactivate_days or None
+    if tz is not None:
+        office.timezone = tz
+    await office.save()
+    return office
+
+
+async def bootstrap(
+    *,
+    office_name: str,
+    timezone: str,
+    admin_email: str,
+    admin_password: str,
+    admin_name: str = "Admin",
+) -> tuple[Office, User, bool]:
+    """Create an office and its first admin; a second run changes nothing (returns created=False)."""
+    from api.users.service import create_user
+
+    office_name = validation.required_text(office_name, "office", max_length=200)
+    tz = _timezone(timezone) or "UTC"
+    existing = await Office.get_or_none(name=office_name)
+    if existing is not None:
+        admin = await User.filter(office_id=existing.id, role=Role.ADMIN).order_by("id").first()
+        return existing, admin, False
+    async with in_transaction():
+        office = await Office.create(name=office_name, timezone=tz)
+        admin = await create_user(
+            None,
+            office_id=office.id,
+            email=admin_email,
+            name=admin_name,
+            password=admin_password,
+            role=Role.ADMIN,
+        )
+    return office, admin, True

@@ -1,0 +1,1 @@
+"""Reports over the contacts a caller sees (R19)."""

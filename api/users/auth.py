@@ -1,0 +1,94 @@
+"""Passwords (argon2), bearer tokens (signed JWT) and login throttling."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from api.core.errors import RateLimited, Unauthenticated
+from api.core.ratelimit import failure_counter
+from api.core.settings import get_settings
+from api.users.models import User
+
+_hasher = PasswordHasher()
+# Verified against when the email is unknown, so both paths take the same time.
+_DUMMY_HASH = _hasher.hash("not a password anyone has")
+_ALGORITHM = "HS256"
+_AUDIENCE = "crm-api"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def issue_token(user: User) -> str:
+    now = datetime.now(UTC)
+    settings = get_settings()
+    claims = {
+        "sub": str(user.id),
+        "off": str(user.office_id),
+        "aud": _AUDIENCE,
+        "iat": now,
+        "exp": now + timedelta(minutes=settings.token_ttl_minutes),
+    }
+    return jwt.encode(claims, settings.secret_key, algorithm=_ALGORITHM)
+
+
+async def user_for_token(token: str) -> User:
+    """The active user a token names; raises UNAUTHENTICATED for anything else."""
+    try:
+        claims = jwt.decode(
+            token,
+            get_settings().secret_key,
+            algorithms=[_ALGORITHM],
+            audience=_AUDIENCE,
+            options={"require": ["exp", "sub", "off"]},
+        )
+        user_id, office_id = int(claims["sub"]), int(claims["off"])
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("The token has expired; log in again") from None
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        raise Unauthenticated("The token is not valid") from None
+    # Checked on every request, so a deactivated user is locked out at once.
+    user = await User.get_or_none(id=user_id, office_id=office_id, active=True)
+    if user is None:
+        raise Unauthenticated("The token is not valid")
+    return user
+
+
+def _account_key(email: str) -> str:
+    # Hashed so that addresses do not sit in Redis in clear.
+    return "acct:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+async def login(email: str, password: str, client_address: str) -> tuple[str, User]:
+    """Check a password; repeated failures for one account or one address answer RATE_LIMITED."""
+    settings = get_settings()
+    counter = failure_counter()
+    window = settings.login_failure_window_seconds
+    email = email.strip().lower()
+    account, address = _account_key(email), f"addr:{client_address}"
+    if (
+        await counter.count(account, window) >= settings.login_max_failures_per_account
+        or await counter.count(address, window) >= settings.login_max_failures_per_address
+    ):
+        raise RateLimited("Too many failed logins; try again later")
+    user = await User.get_or_none(email=email) if len(email) <= 254 else None
+    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password[:1024])
+    if user is None or not ok or not user.active:
+        await counter.hit(account, window)
+        await counter.hit(address, window)
+        raise Unauthenticated("Wrong email or password")
+    await counter.reset(account)
+    return issue_token(user), user

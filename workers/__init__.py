@@ -1,0 +1,6 @@
+"""Dramatiq actors and the clock. Importing this package configures the broker, so
+`dramatiq workers` (what `crm worker` runs) finds both the broker and the actors."""
+
+from workers.broker import setup_broker
+
+broker = setup_broker()
