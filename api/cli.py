@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_export_schema)
 
     args = parser.parse_args(argv)
-    _setup_logging()
+    if args.func is not cmd_worker:  # dramatiq's CLI sets up its own logging
+        _setup_logging()
     return int(args.func(args) or 0)
 
 

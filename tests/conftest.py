@@ -35,6 +35,7 @@ from api.core.settings import get_settings  # noqa: E402
 get_settings.cache_clear()
 # Production-strength hashing costs ~50 ms a user; tests make hundreds of users.
 auth._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+auth._DUMMY_HASH = auth._hasher.hash("not a password anyone has")
 
 PASSWORD = "correct-horse-battery"
 

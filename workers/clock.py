@@ -22,13 +22,13 @@ def build_scheduler() -> AsyncIOScheduler:
 
 async def run_forever() -> None:
     """The `clock` process: start the scheduler and wait for SIGTERM or SIGINT."""
-    scheduler = build_scheduler()
-    scheduler.start()
-    log.info("clock started with %d job(s)", len(scheduler.get_jobs()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    scheduler = build_scheduler()
+    scheduler.start()
+    log.info("clock started with %d job(s)", len(scheduler.get_jobs()))
     await stop.wait()
     scheduler.shutdown(wait=False)
     log.info("clock stopped")

@@ -9,7 +9,7 @@ from typing import Any
 from tortoise.expressions import Q
 
 from api.contacts.models import ContactStatus
-from api.core import ids
+from api.core import ids, validation
 from api.core.errors import BadInput
 
 MAX_SEARCH_LENGTH = 100
@@ -58,18 +58,14 @@ def parse_filter(raw: Any | None) -> ContactFilterSpec:
     """Validate a GraphQL ContactFilter input (or None) into a spec."""
     if raw is None:
         return ContactFilterSpec()
-    search = raw.search
-    if search is not None:
-        search = search.strip()
-        if len(search) > MAX_SEARCH_LENGTH:
-            raise BadInput(
-                f"`search` is longer than {MAX_SEARCH_LENGTH} characters", field="filter.search"
-            )
-        search = search or None
-    for name in ("last_activity_before", "status_updated_before"):
+    search = validation.text(raw.search, "filter.search", max_length=MAX_SEARCH_LENGTH)
+    for name, label in (
+        ("last_activity_before", "lastActivityBefore"),
+        ("status_updated_before", "statusUpdatedBefore"),
+    ):
         value = getattr(raw, name)
         if value is not None and value.tzinfo is None:
-            raise BadInput(f"`{name}` needs a time zone offset", field=f"filter.{name}")
+            raise BadInput(f"`{label}` needs a time zone offset", field=f"filter.{label}")
     return ContactFilterSpec(
         status=tuple(ContactStatus(s.value) for s in raw.status)
         if raw.status is not None

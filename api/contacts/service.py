@@ -223,11 +223,11 @@ async def assign_contacts(actor: User, contact_ids: list[int], owner_id: int | N
         if any(status == ContactStatus.INACTIVE for _, status in found):
             raise Conflict("Some of these contacts are inactive and read-only", field="contactIds")
         scope = Contact.filter(id__in=wanted, office_id=actor.office_id)
-        changing = (
-            scope.exclude(owner_id=owner_id)
-            if owner_id
-            else scope.filter(owner_id__not_isnull=True)
-        )
+        if owner_id is None:
+            changing = scope.filter(owner_id__not_isnull=True)
+        else:
+            # NULL <> x is NULL in SQL: unassigned contacts must be counted explicitly.
+            changing = scope.filter(Q(owner_id__isnull=True) | ~Q(owner_id=owner_id))
         changed = await changing.count()
         # Held by hand from now on, including "nobody" (R7).
         await scope.update(owner_id=owner_id, owner_source=OwnerSource.MANUAL)
@@ -248,6 +248,7 @@ async def _set_archived(actor: User, contact_id: int, *, archived: bool) -> Cont
         raise Forbidden("Needs the canDelete right")
     async with in_transaction():
         contact = await get_visible(actor, contact_id)
+        policy.require_contact_editable(actor, contact)
         policy.require_not_inactive(contact)
         if contact.archived != archived:
             contact.archived = archived

@@ -12,7 +12,7 @@ from api.core import ids
 from api.core.context import Info
 from api.core.errors import BadInput
 from api.core.graphql_types import Node, PageInfo, rows_of
-from api.core.pagination import decode_cursor, encode_cursor, page_size
+from api.core.pagination import decode_cursor, encode_cursor, is_db_id, page_size
 from api.core.permissions import MaySeeContactPII
 from api.users.types import UserType
 
@@ -90,9 +90,12 @@ def _activity_cursor(cursor: str | None) -> tuple[datetime, int] | None:
     if key is None:
         return None
     try:
-        return datetime.fromisoformat(key[0]), int(key[1])
+        at = datetime.fromisoformat(key[0])
     except (TypeError, ValueError):
         raise BadInput("Malformed cursor", field="after") from None
+    if not is_db_id(key[1]) or at.tzinfo is None:
+        raise BadInput("Malformed cursor", field="after")
+    return at, key[1]
 
 
 @strawberry.type(name="Contact")
@@ -143,16 +146,21 @@ class ContactType(Node):
         self, info: Info, first: int | None = 20, after: str | None = None
     ) -> ActivityConnection:
         size = page_size(first, default=20)
-        rows, has_next = await service.activities_page(
-            self, first=size, after=_activity_cursor(after)
-        )
+        cursor = _activity_cursor(after)
+        if cursor is None:
+            # One more than asked tells whether there is a next page.
+            rows = await info.context.loaders.first_activities.load((self.id, size + 1))
+            rows, has_next = rows[:size], len(rows) > size
+        else:
+            rows, has_next = await service.activities_page(self, first=size, after=cursor)
         edges = [ActivityEdge(cursor=encode_cursor(a.at.isoformat(), a.id), node=a) for a in rows]
+        contact_id = self.id
         return ActivityConnection(
             edges=edges,
             page_info=PageInfo(
                 has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None
             ),
-            _count=models.Activity.filter(contact_id=self.id).count,
+            _count=lambda: info.context.loaders.activity_count.load(contact_id),
         )
 
 

@@ -61,20 +61,26 @@ def dialect() -> str:
     return connections.get("default").capabilities.dialect
 
 
-_PLACEHOLDER = re.compile(r"\$\d+")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
-def _sql_for_dialect(sql: str) -> str:
-    # Queries are written with asyncpg's $n placeholders, in order; SQLite takes `?`.
-    return _PLACEHOLDER.sub("?", sql) if dialect() == "sqlite" else sql
+def _for_dialect(sql: str, args: tuple[Any, ...]) -> tuple[str, list[Any]]:
+    """Queries are written with asyncpg's $n placeholders; SQLite takes positional `?`,
+    so the arguments are laid out in the order the placeholders appear."""
+    if dialect() != "sqlite":
+        return sql, list(args)
+    order = [int(n) - 1 for n in _PLACEHOLDER.findall(sql)]
+    return _PLACEHOLDER.sub("?", sql), [args[i] for i in order]
 
 
 async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
     """Run a read-only raw query written with $n placeholders on either backend."""
-    return await connections.get("default").execute_query_dict(_sql_for_dialect(sql), list(args))
+    query, values = _for_dialect(sql, args)
+    return await connections.get("default").execute_query_dict(query, values)
 
 
 async def execute(sql: str, *args: Any) -> int:
     """Run a raw statement written with $n placeholders; returns the rows affected."""
-    count, _ = await connections.get("default").execute_query(_sql_for_dialect(sql), list(args))
+    query, values = _for_dialect(sql, args)
+    count, _ = await connections.get("default").execute_query(query, values)
     return count

@@ -7,8 +7,13 @@ from typing import Any
 
 from graphql import (
     FieldNode,
+    FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
+    GraphQLInterfaceType,
+    GraphQLNamedType,
+    GraphQLObjectType,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
@@ -16,6 +21,9 @@ from graphql import (
     ValidationContext,
     ValidationRule,
     VariableNode,
+    get_named_type,
+    get_nullable_type,
+    is_list_type,
 )
 from strawberry.extensions import MaskErrors
 
@@ -65,25 +73,28 @@ class ErrorCodes(MaskErrors):
         )
 
 
-# A list field without `first` is counted as this many items.
+# A plain list field (no `first` argument) is counted as this many items.
 UNPAGED_LIST_ESTIMATE = 20
 
 
 def cost_limit_rule(max_cost: int) -> type[ValidationRule]:
     """A validation rule refusing documents whose estimated result size exceeds `max_cost`:
-    each field costs 1, times the product of the `first` arguments above it."""
+    each field costs 1, times the page sizes of the connections above it (the `first`
+    given, else the argument's default; a variable counts as the largest page)."""
 
     class CostLimit(ValidationRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
+            self.schema = context.schema
             self.fragments = {
                 d.name.value: d
                 for d in context.document.definitions
-                if d.kind == "fragment_definition"
+                if isinstance(d, FragmentDefinitionNode)
             }
 
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            cost = self._cost(node.selection_set, 1, set())
+            root = self.schema.get_root_type(node.operation)
+            cost = self._cost(node.selection_set, root, 1, frozenset())
             if cost > max_cost:
                 self.report_error(
                     GraphQLError(
@@ -93,41 +104,55 @@ def cost_limit_rule(max_cost: int) -> type[ValidationRule]:
                     )
                 )
 
-        def _cost(self, selection_set: SelectionSetNode | None, factor: int, seen: set[str]) -> int:
+        def _cost(
+            self,
+            selection_set: SelectionSetNode | None,
+            parent: GraphQLNamedType | None,
+            factor: int,
+            seen: frozenset[str],
+        ) -> int:
             if selection_set is None:
                 return 0
             total = 0
             for selection in selection_set.selections:
                 if isinstance(selection, FieldNode):
                     total += factor
+                    field_def = None
+                    if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+                        field_def = parent.fields.get(selection.name.value)
                     if selection.selection_set is not None:
-                        child = factor * self._page(selection)
-                        total += self._cost(selection.selection_set, child, seen)
+                        child_type = get_named_type(field_def.type) if field_def else None
+                        child = factor * self._page(selection, field_def)
+                        total += self._cost(selection.selection_set, child_type, child, seen)
                 elif isinstance(selection, InlineFragmentNode):
-                    total += self._cost(selection.selection_set, factor, seen)
+                    cond = selection.type_condition
+                    target = self.schema.get_type(cond.name.value) if cond else parent
+                    total += self._cost(selection.selection_set, target, factor, seen)
                 elif isinstance(selection, FragmentSpreadNode):
                     name = selection.name.value
                     fragment = self.fragments.get(name)
                     if fragment is not None and name not in seen:
-                        total += self._cost(fragment.selection_set, factor, seen | {name})
+                        target = self.schema.get_type(fragment.type_condition.name.value)
+                        total += self._cost(fragment.selection_set, target, factor, seen | {name})
                 if total > max_cost:
                     break
             return total
 
         @staticmethod
-        def _page(field: FieldNode) -> int:
-            for arg in field.arguments or ():
+        def _page(node: FieldNode, field_def: GraphQLField | None) -> int:
+            for arg in node.arguments or ():
                 if arg.name.value == "first":
                     if isinstance(arg.value, IntValueNode):
                         return max(1, min(int(arg.value.value), MAX_PAGE_SIZE))
                     if isinstance(arg.value, VariableNode):
                         return MAX_PAGE_SIZE
-            return 1 if field.name.value not in _UNPAGED_LISTS else UNPAGED_LIST_ESTIMATE
+            if field_def is not None and "first" in field_def.args:
+                default = field_def.args["first"].default_value
+                return default if isinstance(default, int) and default > 0 else MAX_PAGE_SIZE
+            if node.name.value == "edges":
+                return 1  # the connection above already counted its page
+            if field_def is not None and is_list_type(get_nullable_type(field_def.type)):
+                return UNPAGED_LIST_ESTIMATE
+            return 1
 
     return CostLimit
-
-
-# Connections carry `first`; these plain lists do not.
-_UNPAGED_LISTS = frozenset(
-    {"users", "statusHistory", "audiences", "auditRuns", "errors", "statusBreakdown"}
-)

@@ -58,3 +58,53 @@ class Loaders:
             return [by_contact.get(i, []) for i in ids]
 
         return DataLoader(load)
+
+    @cached_property
+    def activity_count(self) -> DataLoader[int, int]:
+        from api.contacts.models import Activity
+
+        async def load(ids: list[int]) -> list[int]:
+            rows = (
+                await Activity.filter(contact_id__in=set(ids))
+                .group_by("contact_id")
+                .annotate(n=Count("id"))
+                .values("contact_id", "n")
+            )
+            counts = {row["contact_id"]: row["n"] for row in rows}
+            return [counts.get(i, 0) for i in ids]
+
+        return DataLoader(load)
+
+    @cached_property
+    def first_activities(self) -> DataLoader[tuple[int, int], list[Any]]:
+        """The newest `n` activities of each contact, keyed (contact_id, n): one window
+        query per distinct `n`, so a list of contacts with their activities stays constant."""
+        from api.contacts.models import Activity
+        from api.core.database import fetch
+
+        async def load(keys: list[tuple[int, int]]) -> list[list[Any]]:
+            by_size: dict[int, set[int]] = defaultdict(set)
+            for contact_id, n in keys:
+                by_size[n].add(contact_id)
+            found: dict[tuple[int, int], list[Any]] = {}
+            for n, contact_ids in by_size.items():
+                id_list = sorted(contact_ids)
+                marks = ", ".join(f"${i + 2}" for i in range(len(id_list)))
+                picked = await fetch(
+                    "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY contact_id"
+                    " ORDER BY at DESC, id DESC) AS rn FROM activity"
+                    f" WHERE contact_id IN ({marks})) ranked WHERE rn <= $1",
+                    n,
+                    *id_list,
+                )
+                grouped: dict[int, list[Any]] = defaultdict(list)
+                rows = await Activity.filter(id__in=[r["id"] for r in picked]).order_by(
+                    "-at", "-id"
+                )
+                for row in rows:
+                    grouped[row.contact_id].append(row)
+                for contact_id in contact_ids:
+                    found[(contact_id, n)] = grouped.get(contact_id, [])
+            return [found[key] for key in keys]
+
+        return DataLoader(load)

@@ -40,6 +40,11 @@ def decode_id_cursor(cursor: str | None) -> int | None:
     key = decode_cursor(cursor, 1)
     if key is None:
         return None
-    if not isinstance(key[0], int) or isinstance(key[0], bool):
+    if not is_db_id(key[0]):
         raise BadInput("Malformed cursor", field="after")
     return key[0]
+
+
+def is_db_id(value: Any) -> bool:
+    """A value that can be a primary key (a positive 64-bit integer)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63

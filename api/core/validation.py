@@ -30,7 +30,27 @@ def text(value: str | None, field: str, *, max_length: int, required: bool = Fal
         raise BadInput(f"`{field}` is longer than {max_length} characters", field=field)
     if _CONTROL.search(value):
         raise BadInput(f"`{field}` contains control characters", field=field)
+    _require_encodable(value, field)
     return value
+
+
+def _require_encodable(value: str, field: str) -> None:
+    # JSON can carry lone UTF-16 surrogates; no database or hash function takes them.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"`{field}` is not valid Unicode text", field=field) from None
+
+
+def usable_credential(value: str, *, max_length: int) -> bool:
+    """Whether a login credential can be looked up at all (else it is simply wrong)."""
+    if len(value) > max_length or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def required_text(value: str | None, field: str, *, max_length: int) -> str:
@@ -59,6 +79,7 @@ def phone(value: str | None, field: str = "phone") -> str | None:
 def password(value: str, field: str = "password") -> str:
     if not 10 <= len(value) <= 256:
         raise BadInput(f"`{field}` must be 10 to 256 characters long", field=field)
+    _require_encodable(value, field)
     return value
 
 

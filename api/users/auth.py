@@ -9,6 +9,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from api.core import validation
 from api.core.errors import RateLimited, Unauthenticated
 from api.core.ratelimit import failure_counter
 from api.core.settings import get_settings
@@ -78,14 +79,18 @@ async def login(email: str, password: str, client_address: str) -> tuple[str, Us
     counter = failure_counter()
     window = settings.login_failure_window_seconds
     email = email.strip().lower()
-    account, address = _account_key(email), f"addr:{client_address}"
+    email_usable = validation.usable_credential(email, max_length=254)
+    password_usable = validation.usable_credential(password, max_length=1024)
+    # An email no account can have still counts, under one shared key.
+    account = _account_key(email if email_usable else "\x00unusable")
+    address = f"addr:{client_address}"
     if (
         await counter.count(account, window) >= settings.login_max_failures_per_account
         or await counter.count(address, window) >= settings.login_max_failures_per_address
     ):
         raise RateLimited("Too many failed logins; try again later")
-    user = await User.get_or_none(email=email) if len(email) <= 254 else None
-    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password[:1024])
+    user = await User.get_or_none(email=email) if email_usable else None
+    ok = password_usable and verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok or not user.active:
         await counter.hit(account, window)
         await counter.hit(address, window)
