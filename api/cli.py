@@ -13,10 +13,11 @@ from pathlib import Path
 def _setup_logging() -> None:
     from api.core.settings import get_settings
 
-    logging.basicConfig(
-        level=get_settings().log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = get_settings().log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        # The ORM announces every connect and shutdown at INFO.
+        logging.getLogger("tortoise").setLevel(logging.WARNING)
 
 
 async def _with_db(coro_factory):  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ never see each other's rows (the tenancy the product itself promises)."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
 import uuid
@@ -118,6 +119,25 @@ class Gql:
 @pytest.fixture
 def gql(client: httpx.AsyncClient) -> Gql:
     return Gql(client)
+
+
+LEAKS = re.compile(
+    r"traceback|file \"|sqlite|asyncpg|psycopg|tortoise|integrityerror|operationalerror"
+    r"|unicodeencodeerror|internal server error",
+    re.IGNORECASE,
+)
+_SQL = re.compile(r"\b(SELECT|INSERT INTO|DELETE FROM|UPDATE \"|WHERE|FROM \")")
+
+
+def assert_clean(body: dict[str, Any]) -> None:
+    """Every error has a code, none is internal, no message shows internals (R20)."""
+    for error in body.get("errors") or []:
+        code = (error.get("extensions") or {}).get("code")
+        assert code, f"error without extensions.code: {error}"
+        assert code != "INTERNAL_SERVER_ERROR", error
+        message = error.get("message", "")
+        assert not LEAKS.search(message), error
+        assert not _SQL.search(message), error
 
 
 def error_codes(body: dict[str, Any]) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,27 +18,9 @@ import pytest
 
 from api.core import ids
 from api.users import auth
-from tests.conftest import PASSWORD, make_office, make_user, unique_email
+from tests.conftest import PASSWORD, assert_clean, make_office, make_user, unique_email
 
 # --- helpers -------------------------------------------------------------------------------
-
-_LEAKS = re.compile(
-    r"traceback|file \"|sqlite|asyncpg|psycopg|tortoise|integrityerror|operationalerror"
-    r"|unicodeencodeerror|internal server error",
-    re.IGNORECASE,
-)
-_SQL = re.compile(r"\b(SELECT|INSERT INTO|DELETE FROM|UPDATE \"|WHERE|FROM \")")
-
-
-def assert_clean(body: dict[str, Any]) -> None:
-    """Every error has a code, none is internal, no message shows internals (R20)."""
-    for error in body.get("errors") or []:
-        code = (error.get("extensions") or {}).get("code")
-        assert code, f"error without extensions.code: {error}"
-        assert code != "INTERNAL_SERVER_ERROR", error
-        message = error.get("message", "")
-        assert not _LEAKS.search(message), error
-        assert not _SQL.search(message), error
 
 
 def expect_error(body: dict[str, Any], code: str, field: str | None = None) -> dict[str, Any]:

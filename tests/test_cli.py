@@ -89,38 +89,29 @@ def test_worker_without_redis_explains_itself():
     assert "REDIS_URL" in result.stderr
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
-def test_worker_process_boots_on_redis_and_stops_cleanly():
+def assert_starts_and_stops(args: list[str], ready: str, env: dict[str, str] | None = None) -> None:
+    """Start a `crm` process, wait until it says `ready`, SIGTERM it: it exits 0."""
     proc = subprocess.Popen(
-        [*CRM, "worker", "--processes", "1", "--threads", "1"],
+        [*CRM, *args],
         cwd=ROOT,
-        env=os.environ.copy(),
+        env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        wait_for_line(proc, "ready for action")
+        wait_for_line(proc, ready)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_worker_process_boots_on_redis_and_stops_cleanly():
+    assert_starts_and_stops(["worker", "--processes", "1", "--threads", "1"], "ready for action")
 
 
 def test_clock_process_starts_and_stops_on_sigterm():
-    proc = subprocess.Popen(
-        [*CRM, "clock"],
-        cwd=ROOT,
-        env={**os.environ, "LOG_LEVEL": "INFO"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for_line(proc, "clock started")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    assert_starts_and_stops(["clock"], "clock started", env={"LOG_LEVEL": "INFO"})

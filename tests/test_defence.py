@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -14,26 +13,9 @@ from typing import Any
 import pytest
 
 from api.core import ids
-from tests.conftest import make_office, make_user
+from tests.conftest import LEAKS, assert_clean, make_office, make_user
 
 BAD = "BAD_USER_INPUT"
-
-_LEAKS = re.compile(
-    r"traceback|file \"|sqlite|asyncpg|psycopg|tortoise|integrityerror|operationalerror"
-    r"|internal server error",
-    re.IGNORECASE,
-)
-_SQL = re.compile(r"\b(SELECT|INSERT INTO|DELETE FROM|UPDATE \"|WHERE|FROM \")")
-
-
-def assert_clean(body: dict[str, Any]) -> None:
-    """Every error carries extensions.code, none is internal, no message shows internals."""
-    for error in body.get("errors") or []:
-        code = (error.get("extensions") or {}).get("code")
-        assert code, f"error without extensions.code: {error}"
-        assert code != "INTERNAL_SERVER_ERROR", error
-        assert not _LEAKS.search(error["message"]), error
-        assert not _SQL.search(error["message"]), error
 
 
 def refused(body: dict[str, Any], field: str | None = None) -> dict[str, Any]:
@@ -334,7 +316,7 @@ async def test_malformed_requests_never_leak(client, world, content):
         },
     )
     assert response.status_code == 400, response.text
-    assert not _LEAKS.search(response.text), response.text
+    assert not LEAKS.search(response.text), response.text
 
 
 # --- (5) `first` bounds ----------------------------------------------------------------------

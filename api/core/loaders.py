@@ -10,6 +10,18 @@ from strawberry.dataloader import DataLoader
 from tortoise.functions import Count
 
 
+async def _count_by(model: Any, key: str, ids: list[int], **where: Any) -> list[int]:
+    """Rows of `model` per value of `key`, in the order of `ids` (0 where none)."""
+    rows = (
+        await model.filter(**{f"{key}__in": set(ids)}, **where)
+        .group_by(key)
+        .annotate(n=Count("id"))
+        .values(key, "n")
+    )
+    counts = {row[key]: row["n"] for row in rows}
+    return [counts.get(i, 0) for i in ids]
+
+
 async def _by_id(model: Any, ids: list[int]) -> list[Any]:
     rows = {row.id: row for row in await model.filter(id__in=set(ids))}
     return [rows.get(i) for i in ids]
@@ -36,14 +48,7 @@ class Loaders:
         from api.contacts.models import Contact
 
         async def load(ids: list[int]) -> list[int]:
-            rows = (
-                await Contact.filter(owner_id__in=set(ids), archived=False)
-                .group_by("owner_id")
-                .annotate(n=Count("id"))
-                .values("owner_id", "n")
-            )
-            counts = {row["owner_id"]: row["n"] for row in rows}
-            return [counts.get(i, 0) for i in ids]
+            return await _count_by(Contact, "owner_id", ids, archived=False)
 
         return DataLoader(load)
 
@@ -64,14 +69,7 @@ class Loaders:
         from api.contacts.models import Activity
 
         async def load(ids: list[int]) -> list[int]:
-            rows = (
-                await Activity.filter(contact_id__in=set(ids))
-                .group_by("contact_id")
-                .annotate(n=Count("id"))
-                .values("contact_id", "n")
-            )
-            counts = {row["contact_id"]: row["n"] for row in rows}
-            return [counts.get(i, 0) for i in ids]
+            return await _count_by(Activity, "contact_id", ids)
 
         return DataLoader(load)
 

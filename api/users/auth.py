@@ -81,19 +81,18 @@ async def login(email: str, password: str, client_address: str) -> tuple[str, Us
     email = email.strip().lower()
     email_usable = validation.usable_credential(email, max_length=254)
     password_usable = validation.usable_credential(password, max_length=1024)
-    # An email no account can have still counts, under one shared key.
-    account = _account_key(email if email_usable else "\x00unusable")
-    address = f"addr:{client_address}"
-    if (
-        await counter.count(account, window) >= settings.login_max_failures_per_account
-        or await counter.count(address, window) >= settings.login_max_failures_per_address
-    ):
-        raise RateLimited("Too many failed logins; try again later")
+    # Failures are counted per address, and per account for an email an account can have.
+    limits = {f"addr:{client_address}": settings.login_max_failures_per_address}
+    if email_usable:
+        limits[_account_key(email)] = settings.login_max_failures_per_account
+    for key, limit in limits.items():
+        if await counter.count(key, window) >= limit:
+            raise RateLimited("Too many failed logins; try again later")
     user = await User.get_or_none(email=email) if email_usable else None
     ok = password_usable and verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok or not user.active:
-        await counter.hit(account, window)
-        await counter.hit(address, window)
+        for key in limits:
+            await counter.hit(key, window)
         raise Unauthenticated("Wrong email or password")
-    await counter.reset(account)
+    await counter.reset(_account_key(email))
     return issue_token(user), user
