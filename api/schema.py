@@ -16,13 +16,14 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from api.audiences.types import AudienceMutations, AudienceQueries
-from api.audit.types import JobMutations, JobQueries
+from api.audit.schema import AuditMutations, AuditQueries
 from api.campaigns.types import CampaignMutations, CampaignQueries
 from api.contacts.schema import ContactMutations, ContactQueries
 from api.core.graphql_extensions import ErrorCodes, cost_limit_rule
 from api.core.settings import get_settings
 from api.offices.schema import OfficeMutations, OfficeQueries
 from api.reports.types import ReportQueries
+from api.transfers.types import TransferMutations, TransferQueries
 from api.users.schema import UserMutations, UserQueries
 
 Query = merge_types(
@@ -34,7 +35,8 @@ Query = merge_types(
         AudienceQueries,
         CampaignQueries,
         ReportQueries,
-        JobQueries,
+        AuditQueries,
+        TransferQueries,
     ),
 )
 Mutation = merge_types(
@@ -45,7 +47,8 @@ Mutation = merge_types(
         ContactMutations,
         AudienceMutations,
         CampaignMutations,
-        JobMutations,
+        AuditMutations,
+        TransferMutations,
     ),
 )
 

@@ -57,6 +57,13 @@ async def database() -> AsyncIterator[None]:
 
     if BACKEND == "postgres":
         await _pg_admin(f'CREATE DATABASE "{_PG_DB}"')
+    if os.environ.get("REDIS_URL"):
+        # The test run's own Redis database: no message or counter of an earlier run.
+        import redis.asyncio as redis
+
+        client = redis.Redis.from_url(os.environ["REDIS_URL"])
+        await client.flushdb()
+        await client.aclose()
     await migrate_db()
     await close_db()
     await init_db()

@@ -4,3 +4,7 @@
 from workers.broker import setup_broker
 
 broker = setup_broker()
+
+from workers import audit  # noqa: E402  (actors register with the broker set up above)
+
+__all__ = ["audit", "broker"]

@@ -1,97 +1,97 @@
-"""GraphQL types of the status audit and of import/export jobs (they arrive with their issues)."""
+"""GraphQL types of the status audit."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
+from datetime import date, datetime
 
 import strawberry
 
-from api.contacts.types import ContactFilter, ContactImportRow
-from api.core.errors import NotAvailable
-from api.core.graphql_types import Node
+from api.audit import models
+from api.contacts.types import ContactType
+from api.core import ids
+from api.core.context import Info
+from api.core.graphql_types import Node, PageInfo, rows_of
+from api.core.jobs import JobState as JobStateEnum
+from api.core.pagination import decode_id_cursor, encode_cursor, page_size
+
+JobState = strawberry.enum(JobStateEnum)
+AuditTrigger = strawberry.enum(models.AuditTrigger)
+DiscrepancyKind = strawberry.enum(models.DiscrepancyKind)
 
 
-@strawberry.enum
-class JobState(StrEnum):
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    DONE = "DONE"
-    FAILED = "FAILED"
+@strawberry.type(name="Discrepancy")
+class DiscrepancyType:
+    kind: DiscrepancyKind
+
+    @strawberry.field
+    async def contact(self, info: Info) -> ContactType:
+        return await info.context.loaders.contact.load(self.contact_id)
 
 
 @strawberry.type
-class AuditRun(Node):
-    id: strawberry.ID
+class DiscrepancyEdge:
+    cursor: str
+    node: DiscrepancyType
+
+
+@strawberry.type
+class DiscrepancyConnection:
+    edges: list[DiscrepancyEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+@strawberry.type(name="AuditRun")
+class AuditRunType(Node):
+    is_type_of = rows_of(models.AuditRun)
+
     state: JobState
+    trigger: AuditTrigger
+    night: date | None = strawberry.field(
+        description="The office-local night of a nightly run; null for runs asked for."
+    )
+    dry_run: bool
     started_at: datetime | None
     finished_at: datetime | None
     at_risk: int
+    at_risk_flagged: int = strawberry.field(description="Contacts this run newly flagged at risk.")
+    at_risk_cleared: int = strawberry.field(description="Contacts this run found lively again.")
     stale: int
     no_status: int
     auto_inactivated: int
     discrepancies: int
-
-
-@strawberry.type
-class ImportError:
-    row: int
-    field: str | None
-    message: str
-
-
-@strawberry.type
-class ImportJob(Node):
-    id: strawberry.ID
-    state: JobState
-    total: int = strawberry.field(description="Rows received.")
-    created: int = strawberry.field(description="Contacts this import created.")
-    updated: int = strawberry.field(
-        description="Existing contacts whose data this import changed (unchanged rows count in neither)."
-    )
-    unassigned: int = strawberry.field(
-        description="Contacts of this import (created or updated) left without an owner."
-    )
-    errors: list[ImportError] = strawberry.field(
-        description="One entry per rejected row; `row` counts the rows sent from 1 (a CSV's header is not a row)."
-    )
-
-
-@strawberry.type
-class ExportJob(Node):
-    id: strawberry.ID
-    state: JobState
-    row_count: int | None
-    download_url: str | None = strawberry.field(
-        description="A short-lived link to the CSV file once DONE."
-    )
-
-
-@strawberry.type
-class JobQueries:
-    @strawberry.field
-    def audit_runs(self, first: int | None = 20) -> list[AuditRun]:
-        raise NotAvailable("The status audit")
+    active_count: int
+    inactive_count: int
 
     @strawberry.field
-    def import_job(self, id: strawberry.ID) -> ImportJob | None:
-        raise NotAvailable("Import")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(ids.encode("AuditRun", self.id))
 
-    @strawberry.field
-    def export_job(self, id: strawberry.ID) -> ExportJob | None:
-        raise NotAvailable("Export")
+    @strawberry.field(description="How long the run took, once finished.")
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)
 
-
-@strawberry.type
-class JobMutations:
-    @strawberry.mutation
-    def import_contacts(self, rows: list[ContactImportRow]) -> ImportJob:
-        raise NotAvailable("Import")
-
-    @strawberry.mutation
-    def export_contacts(self, filter: ContactFilter | None = None) -> ExportJob:
-        raise NotAvailable("Export")
-
-    @strawberry.mutation(description="Runs the status audit for the caller's office now (admins).")
-    def run_status_audit(self) -> AuditRun:
-        raise NotAvailable("The status audit")
+    @strawberry.field(description="The contacts this run found, oldest finding first.")
+    async def discrepancy_list(
+        self,
+        kind: DiscrepancyKind | None = None,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> DiscrepancyConnection:
+        size = page_size(first)
+        query = models.Discrepancy.filter(run_id=self.id)
+        if kind is not None:
+            query = query.filter(kind=kind)
+        cursor = decode_id_cursor(after)
+        page = query.filter(id__gt=cursor) if cursor is not None else query
+        rows = await page.order_by("id").limit(size + 1)
+        edges = [DiscrepancyEdge(cursor=encode_cursor(d.id), node=d) for d in rows[:size]]
+        return DiscrepancyConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+            ),
+            total_count=await query.count(),
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.expressions import Q
@@ -59,6 +59,7 @@ def parse_filter(raw: Any | None) -> ContactFilterSpec:
     if raw is None:
         return ContactFilterSpec()
     search = validation.text(raw.search, "filter.search", max_length=MAX_SEARCH_LENGTH)
+    times: dict[str, datetime | None] = {}
     for name, label in (
         ("last_activity_before", "lastActivityBefore"),
         ("status_updated_before", "statusUpdatedBefore"),
@@ -66,6 +67,7 @@ def parse_filter(raw: Any | None) -> ContactFilterSpec:
         value = getattr(raw, name)
         if value is not None and value.tzinfo is None:
             raise BadInput(f"`{label}` needs a time zone offset", field=f"filter.{label}")
+        times[name] = value.astimezone(UTC) if value is not None else None
     return ContactFilterSpec(
         status=tuple(ContactStatus(s.value) for s in raw.status)
         if raw.status is not None
@@ -78,8 +80,8 @@ def parse_filter(raw: Any | None) -> ContactFilterSpec:
         else None,
         search=search,
         at_risk=raw.at_risk,
-        last_activity_before=raw.last_activity_before,
-        status_updated_before=raw.status_updated_before,
+        last_activity_before=times["last_activity_before"],
+        status_updated_before=times["status_updated_before"],
         unsubscribed=raw.unsubscribed,
         include_archived=raw.include_archived,
     )

@@ -38,13 +38,13 @@ class ContactQueries:
         first: int | None = 50,
         after: str | None = None,
     ) -> ContactConnection:
-        page = await service.list_contacts(
+        page = service.list_contacts(
             info.context.require_user(),
             parse_filter(filter),
             first=page_size(first),
             after=decode_id_cursor(after),
         )
-        return ContactConnection.from_page(page)
+        return ContactConnection(_page=page)
 
 
 def _fields(input: ContactInput | ContactPatch) -> service.ContactFields:

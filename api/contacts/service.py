@@ -3,12 +3,13 @@ GraphQL resolvers, routes and workers only call these."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from api.contacts import ownership
@@ -28,11 +29,30 @@ from api.core.errors import BadInput, Conflict, Forbidden, NotFound
 from api.users.models import User
 
 
-@dataclass
 class ContactPage:
-    rows: list[Contact]
-    has_next: bool
-    count: Callable[[], Awaitable[int]]
+    """A page of contacts; its rows and its count are each queried only when first asked for
+    (a client asking only for `totalCount` runs one statement)."""
+
+    def __init__(self, query: QuerySet[Contact], *, first: int, after: int | None) -> None:
+        self._query = query
+        self._first = first
+        self._after = after
+        self._rows: asyncio.Future[tuple[list[Contact], bool]] | None = None
+
+    async def _fetch(self) -> tuple[list[Contact], bool]:
+        page = self._query.filter(id__lt=self._after) if self._after is not None else self._query
+        rows = await page.order_by("-id").limit(self._first + 1)
+        return rows[: self._first], len(rows) > self._first
+
+    async def rows(self) -> tuple[list[Contact], bool]:
+        """The contacts of the page, and whether another page follows."""
+        if self._rows is None:
+            # Edges and pageInfo resolve concurrently: both await the one query.
+            self._rows = asyncio.ensure_future(self._fetch())
+        return await self._rows
+
+    async def count(self) -> int:
+        return await self._query.count()
 
 
 @dataclass
@@ -52,14 +72,12 @@ async def get_visible(actor: User, contact_id: int) -> Contact:
     return policy.require_contact_visible(actor, contact)
 
 
-async def list_contacts(
+def list_contacts(
     actor: User, spec: ContactFilterSpec, *, first: int, after: int | None
 ) -> ContactPage:
-    """A page of the contacts `actor` sees, newest first; the count runs only if asked for."""
+    """A page of the contacts `actor` sees, newest first."""
     query = Contact.filter(**policy.contact_scope(actor)).filter(filter_q(spec))
-    page_query = query.filter(id__lt=after) if after is not None else query
-    rows = await page_query.order_by("-id").limit(first + 1)
-    return ContactPage(rows=rows[:first], has_next=len(rows) > first, count=query.count)
+    return ContactPage(query, first=first, after=after)
 
 
 async def _company_id(office_id: int, name: str | None) -> int | None:

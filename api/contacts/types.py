@@ -172,24 +172,23 @@ class ContactEdge:
 
 @strawberry.type
 class ContactConnection:
-    edges: list[ContactEdge]
-    page_info: PageInfo
-    _count: strawberry.Private[Callable[[], Awaitable[int]]]
+    _page: strawberry.Private[service.ContactPage]
+
+    @strawberry.field
+    async def edges(self) -> list[ContactEdge]:
+        rows, _ = await self._page.rows()
+        return [ContactEdge(cursor=encode_cursor(c.id), node=c) for c in rows]
+
+    @strawberry.field
+    async def page_info(self) -> PageInfo:
+        rows, has_next = await self._page.rows()
+        return PageInfo(
+            has_next_page=has_next, end_cursor=encode_cursor(rows[-1].id) if rows else None
+        )
 
     @strawberry.field
     async def total_count(self) -> int:
-        return await self._count()
-
-    @classmethod
-    def from_page(cls, page: service.ContactPage) -> ContactConnection:
-        edges = [ContactEdge(cursor=encode_cursor(c.id), node=c) for c in page.rows]
-        return cls(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None
-            ),
-            _count=page.count,
-        )
+        return await self._page.count()
 
 
 @strawberry.input

@@ -14,6 +14,7 @@ MODEL_MODULES = [
     "api.offices.models",
     "api.users.models",
     "api.contacts.models",
+    "api.audit.models",
 ]
 
 

@@ -37,6 +37,12 @@ class Loaders:
         return DataLoader(lambda ids: _by_id(User, ids))
 
     @cached_property
+    def contact(self) -> DataLoader[int, Any]:
+        from api.contacts.models import Contact
+
+        return DataLoader(lambda ids: _by_id(Contact, ids))
+
+    @cached_property
     def company(self) -> DataLoader[int, Any]:
         from api.contacts.models import Company
 

@@ -93,7 +93,8 @@ def past_or_now(value: datetime | None, field: str) -> datetime:
         raise BadInput(f"`{field}` must not be in the future", field=field)
     if value.year < 1900:
         raise BadInput(f"`{field}` is too far in the past", field=field)
-    return value
+    # Stored in UTC: SQLite compares times as text, so every stored time shares one offset.
+    return value.astimezone(UTC)
 
 
 def int_range(value: int | None, field: str, *, low: int, high: int) -> int | None:

@@ -1,0 +1,66 @@
+"""GraphQL types of import and export jobs (their service and workers arrive with the import work)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from api.audit.types import JobState
+from api.contacts.types import ContactFilter, ContactImportRow
+from api.core.errors import NotAvailable
+from api.core.graphql_types import Node
+
+
+@strawberry.type
+class ImportError:
+    row: int
+    field: str | None
+    message: str
+
+
+@strawberry.type
+class ImportJob(Node):
+    id: strawberry.ID
+    state: JobState
+    total: int = strawberry.field(description="Rows received.")
+    created: int = strawberry.field(description="Contacts this import created.")
+    updated: int = strawberry.field(
+        description="Existing contacts whose data this import changed (unchanged rows count in neither)."
+    )
+    unassigned: int = strawberry.field(
+        description="Contacts of this import (created or updated) left without an owner."
+    )
+    errors: list[ImportError] = strawberry.field(
+        description="One entry per rejected row; `row` counts the rows sent from 1 (a CSV's header is not a row)."
+    )
+
+
+@strawberry.type
+class ExportJob(Node):
+    id: strawberry.ID
+    state: JobState
+    row_count: int | None
+    download_url: str | None = strawberry.field(
+        description="A short-lived link to the CSV file once DONE."
+    )
+
+
+@strawberry.type
+class TransferQueries:
+    @strawberry.field
+    def import_job(self, id: strawberry.ID) -> ImportJob | None:
+        raise NotAvailable("Import")
+
+    @strawberry.field
+    def export_job(self, id: strawberry.ID) -> ExportJob | None:
+        raise NotAvailable("Export")
+
+
+@strawberry.type
+class TransferMutations:
+    @strawberry.mutation
+    def import_contacts(self, rows: list[ContactImportRow]) -> ImportJob:
+        raise NotAvailable("Import")
+
+    @strawberry.mutation
+    def export_contacts(self, filter: ContactFilter | None = None) -> ExportJob:
+        raise NotAvailable("Export")
