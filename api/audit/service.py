@@ -118,34 +118,45 @@ async def list_runs(actor: User, *, first: int) -> list[AuditRun]:
 
 
 async def execute_run(run_id: int) -> AuditRun | None:
-    """Carry out a recorded run (the worker's job). Finished runs are left alone."""
+    """Carry out a recorded run (the worker's job). A message delivered twice, even at the
+    same time, or again after a crash, leaves the effects of one run: the work and the DONE
+    mark commit together, under a lock on the run's row."""
     run = await AuditRun.get_or_none(id=run_id)
-    if run is None or run.state in (JobState.DONE, JobState.FAILED):
+    if run is None or run.state == JobState.DONE:
         return run
-    office = await Office.get(id=run.office_id)
-    now = datetime.now(UTC)
-    run.state, run.started_at = JobState.RUNNING, now
-    await run.save(update_fields=["state", "started_at"])
+    # Committed on its own, so clients see the run is under way (a retry of a FAILED one too).
+    await (
+        AuditRun.filter(id=run_id)
+        .exclude(state=JobState.DONE)
+        .update(state=JobState.RUNNING, started_at=datetime.now(UTC), error=None)
+    )
     try:
-        if run.dry_run:
-            try:
-                async with in_transaction():
-                    await _apply(office, run, now)
-                    raise _DryRunRollback
-            except _DryRunRollback:
-                pass
-        else:
-            async with in_transaction():
+        async with in_transaction():
+            run = await AuditRun.select_for_update().get(id=run_id)
+            if run.state == JobState.DONE:
+                return run  # another delivery finished it while this one waited for the lock
+            office = await Office.get(id=run.office_id)
+            now = datetime.now(UTC)
+            if run.dry_run:
+                try:
+                    async with in_transaction():  # a savepoint, rolled back below
+                        await _apply(office, run, now)
+                        raise _DryRunRollback
+                except _DryRunRollback:
+                    pass
+            else:
                 await _apply(office, run, now)
-        await _record_discrepancies(office, run)
+            await _record_discrepancies(office, run)
+            run.state, run.finished_at = JobState.DONE, datetime.now(UTC)
+            await run.save()
     except Exception:
-        log.exception("audit run %s failed", run.id)
-        run.state, run.error = JobState.FAILED, "The audit failed; see the worker's log"
-        run.finished_at = datetime.now(UTC)
-        await run.save(update_fields=["state", "error", "finished_at"])
+        log.exception("audit run %s failed", run_id)
+        await AuditRun.filter(id=run_id).update(
+            state=JobState.FAILED,
+            error="The audit failed; see the worker's log",
+            finished_at=datetime.now(UTC),
+        )
         raise
-    run.state, run.finished_at = JobState.DONE, datetime.now(UTC)
-    await run.save()
     return run
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -15,6 +16,9 @@ from api.core.graphql_types import Node, PageInfo, rows_of
 from api.core.pagination import decode_cursor, encode_cursor, is_db_id, page_size
 from api.core.permissions import MaySeeContactPII
 from api.users.types import UserType
+
+if TYPE_CHECKING:
+    from api.reports.types import StatusPeriod
 
 ContactStatus = strawberry.enum(models.ContactStatus)
 StatusSource = strawberry.enum(models.StatusSource)
@@ -140,6 +144,18 @@ class ContactType(Node):
     @strawberry.field(description="Oldest first; append-only.")
     async def status_history(self, info: Info) -> list[StatusChangeType]:
         return await info.context.loaders.status_history.load(self.id)
+
+    @strawberry.field(
+        description="The contact's statuses as consecutive periods, oldest first: from its creation (no status) through each change; the last one is current (`to` null)."
+    )
+    async def status_timeline(
+        self, info: Info
+    ) -> list[Annotated[StatusPeriod, strawberry.lazy("api.reports.types")]]:
+        from api.reports.service import status_timeline
+        from api.reports.types import StatusPeriod
+
+        changes = await info.context.loaders.status_history.load(self.id)
+        return [StatusPeriod.of(p) for p in status_timeline(self.created_at, changes)]
 
     @strawberry.field(description="Newest first.")
     async def activities(
