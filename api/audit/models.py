@@ -38,6 +38,8 @@ class AuditRun(Model):
     )
     state = fields.CharEnumField(JobState, max_length=8, default=JobState.QUEUED)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # Last handed to the broker; a QUEUED run not handed over for a while is sent again.
+    enqueued_at = fields.DatetimeField(null=True)
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
     at_risk = fields.IntField(default=0)

@@ -8,16 +8,21 @@ are sent again.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from tortoise.expressions import Q
 
 from api.audit import service
 from api.audit.models import AuditRun
 from api.core.jobs import JobState
 from api.offices.models import Office
 
+log = logging.getLogger("api.audit")
+
 AUDIT_LOCAL_TIME = time(2, 0)
-# A run still QUEUED this long after it was recorded lost its message: send it again.
+# A run still QUEUED this long after it was last sent lost its message: send it again.
 RESEND_AFTER = timedelta(minutes=10)
 
 
@@ -44,9 +49,16 @@ async def enqueue_due(now: datetime | None = None) -> list[AuditRun]:
     now = now or datetime.now(UTC)
     created = []
     for office in await Office.all().only("id", "timezone"):
-        run = await service.schedule_nightly(office.id, due_night(now, office.timezone))
+        try:
+            run = await service.schedule_nightly(office.id, due_night(now, office.timezone))
+        except Exception:  # one office's bad row must not stop every other office's audit
+            log.exception("nightly audit of office %s could not be scheduled", office.id)
+            continue
         if run is not None:
             created.append(run)
-    for run in await AuditRun.filter(state=JobState.QUEUED, created_at__lt=now - RESEND_AFTER):
-        service.enqueue(run)
+    stale = now - RESEND_AFTER
+    for run in await AuditRun.filter(state=JobState.QUEUED).filter(
+        Q(enqueued_at__lt=stale) | Q(enqueued_at__isnull=True, created_at__lt=stale)
+    ):
+        await service.enqueue(run)
     return created

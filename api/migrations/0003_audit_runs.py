@@ -23,6 +23,7 @@ class Migration(migrations.Migration):
                 ('requested_by', fields.ForeignKeyField('models.User', source_field='requested_by_id', null=True, db_constraint=True, to_field='id', related_name=False, on_delete=OnDelete.SET_NULL)),
                 ('state', fields.CharEnumField(default=JobState.QUEUED, description='QUEUED: QUEUED\nRUNNING: RUNNING\nDONE: DONE\nFAILED: FAILED', enum_type=JobState, max_length=8)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('enqueued_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('started_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('at_risk', fields.IntField(default=0)),

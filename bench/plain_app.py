@@ -1,0 +1,174 @@
+"""The plain baseline: one Starlette JSON route serving what `contacts(first: N)` serves, by
+hand, from the same SQL statements the app's ORM sends (bearer token check included), on one
+connection of an asyncpg pool sized like Tortoise's. Run under uvicorn:
+
+    BENCH_PG_URL=postgresql://... SECRET_KEY=... uvicorn bench.plain_app:app
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import jwt
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from api.core import ids
+from api.core.pagination import encode_cursor
+
+# Written as Tortoise writes them (api/users/auth.py, api/contacts/service.py, api/core/loaders.py);
+# bench.run compares them with the statements the app really sends and reports any drift.
+USER_COLUMNS = (
+    '"can_delete","name","office_id","can_export","id","created_at","password_hash","email",'
+    '"role","office_wide_access","crm_agent_id","active"'
+)
+CONTACT_COLUMNS = (
+    '"id","status","status_updated_at","status_source","phone","archived","crm_owner_id",'
+    '"archived_at","search_text","last_activity_at","owner_id","at_risk_since","unsubscribed",'
+    '"company_id","first_name","last_name","email","updated_at","office_id","created_at",'
+    '"external_id","owner_source"'
+)
+AUTH_SQL = (
+    f'SELECT {USER_COLUMNS} FROM "app_user" WHERE "id"=$1 AND "office_id"=$2 AND "active"=$3 '
+    "LIMIT $4"
+)
+PAGE_SQL = (
+    f'SELECT {CONTACT_COLUMNS} FROM "contact" WHERE "office_id"=$1 AND "archived"=$2 '
+    'ORDER BY "id" DESC LIMIT $3'
+)
+SEARCH_PAGE_SQL = (
+    f'SELECT {CONTACT_COLUMNS} FROM "contact" WHERE "office_id"=$1 AND "archived"=$2 '
+    """AND CAST("search_text" AS VARCHAR) LIKE $3 ESCAPE '\\' ORDER BY "id" DESC LIMIT $4"""
+)
+COUNT_UNASSIGNED_SQL = (
+    'SELECT COUNT(*) FROM "contact" WHERE "office_id"=$1 AND "archived"=$2 AND "owner_id" IS NULL'
+)
+
+
+def in_list(n: int) -> str:
+    return ",".join(f"${i}" for i in range(1, n + 1))
+
+
+def users_sql(n: int) -> str:
+    return f'SELECT {USER_COLUMNS} FROM "app_user" WHERE "id" IN ({in_list(n)})'
+
+
+def companies_sql(n: int) -> str:
+    return f'SELECT "name_key","office_id","name","id" FROM "company" WHERE "id" IN ({in_list(n)})'
+
+
+def like_pattern(term: str) -> str:
+    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def fetch_page(
+    conn: Any, office_id: int, first: int, search: str | None
+) -> tuple[list[Any], dict[int, Any], dict[int, Any]]:
+    """The page's rows, their owners and their companies: the statements the app sends."""
+    if search:
+        rows = await conn.fetch(SEARCH_PAGE_SQL, office_id, False, like_pattern(search), first + 1)
+    else:
+        rows = await conn.fetch(PAGE_SQL, office_id, False, first + 1)
+    owner_ids = list(dict.fromkeys(r["owner_id"] for r in rows[:first] if r["owner_id"]))
+    company_ids = list(dict.fromkeys(r["company_id"] for r in rows[:first] if r["company_id"]))
+    owners = (
+        {u["id"]: u for u in await conn.fetch(users_sql(len(owner_ids)), *owner_ids)}
+        if owner_ids
+        else {}
+    )
+    companies = (
+        {c["id"]: c for c in await conn.fetch(companies_sql(len(company_ids)), *company_ids)}
+        if company_ids
+        else {}
+    )
+    return rows, owners, companies
+
+
+_pool: asyncpg.Pool | None = None
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    global _pool
+    _pool = await asyncpg.create_pool(os.environ["BENCH_PG_URL"], min_size=1, max_size=5)
+    try:
+        yield
+    finally:
+        await _pool.close()
+
+
+async def _user(request: Request, conn: Any) -> Any | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    try:
+        claims = jwt.decode(
+            token.strip(),
+            os.environ["SECRET_KEY"],
+            algorithms=["HS256"],
+            audience="crm-api",
+            options={"require": ["exp", "sub", "off"]},
+        )
+    except jwt.InvalidTokenError:
+        return None
+    return await conn.fetchrow(AUTH_SQL, int(claims["sub"]), int(claims["off"]), True, 2)
+
+
+async def contacts(request: Request) -> JSONResponse:
+    first = int(request.query_params.get("first", "50"))
+    if not 1 <= first <= 100:
+        return JSONResponse({"error": "BAD_USER_INPUT"}, status_code=400)
+    assert _pool is not None
+    async with _pool.acquire() as conn:
+        user = await _user(request, conn)
+        if user is None:
+            return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
+        rows, owners, companies = await fetch_page(
+            conn, user["office_id"], first, request.query_params.get("search")
+        )
+    edges = []
+    for row in rows[:first]:
+        owner = owners.get(row["owner_id"])
+        company = companies.get(row["company_id"])
+        edges.append(
+            {
+                "cursor": encode_cursor(row["id"]),
+                "node": {
+                    "id": ids.encode("Contact", row["id"]),
+                    "firstName": row["first_name"],
+                    "lastName": row["last_name"],
+                    "email": row["email"],
+                    "status": row["status"],
+                    "owner": {"id": ids.encode("User", owner["id"]), "name": owner["name"]}
+                    if owner
+                    else None,
+                    "company": {
+                        "id": ids.encode("Company", company["id"]),
+                        "name": company["name"],
+                    }
+                    if company
+                    else None,
+                },
+            }
+        )
+    page_info = {
+        "hasNextPage": len(rows) > first,
+        "endCursor": edges[-1]["cursor"] if edges else None,
+    }
+    return JSONResponse({"data": {"contacts": {"edges": edges, "pageInfo": page_info}}})
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+app = Starlette(
+    routes=[Route("/contacts", contacts), Route("/healthz", healthz)], lifespan=lifespan
+)

@@ -1,0 +1,888 @@
+"""`make bench`: the 1,000,000-contact benchmark on PostgreSQL; rewrites BENCHMARKS.md.
+
+One run: a fresh database (migrated by the project, filled with COPY), the real app under
+uvicorn (`crm serve`) and a plain Starlette JSON route (bench.plain_app) against it, then
+sequential keep-alive requests, each measure beside raw SQL returning the same rows.
+SQL statements per request are counted at the wire (bench.pgwire) on a second start of
+both servers, so counting costs the timed runs nothing.
+
+    python -m bench.run [--keep] [--reuse] [--requests 200] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import asyncpg
+import httpx
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+LIST_QUERY = """query Bench($first: Int!) {
+  contacts(first: $first) {
+    edges { cursor node { id firstName lastName email status owner { id name } company { id name } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+SEARCH_QUERY = """query Bench($first: Int!, $search: String!) {
+  contacts(first: $first, filter: {search: $search}) {
+    edges { cursor node { id firstName lastName email status owner { id name } company { id name } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+COUNT_QUERY = "query Bench { contacts(filter: {unassigned: true}) { totalCount } }"
+PAGE = 100
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def start_server(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> Server:
+    log = workdir / f"{name}.log"
+    port = free_port()
+    argv = [a.replace("{port}", str(port)) for a in argv]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(  # noqa: S603 (our own argv)
+            argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    server = Server(name, port, proc, log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{server.tail()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"{name} did not answer /healthz within 90 s:\n{server.tail()}")
+
+
+def start_both(
+    db_url: str, base_env: dict[str, str], workdir: Path, tag: str
+) -> tuple[Server, Server]:
+    app_env = {**base_env, "DATABASE_URL": db_url}
+    app = start_server(
+        f"app{tag}", [str(BIN / "crm"), "serve", "--port", "{port}"], app_env, workdir
+    )
+    try:
+        plain_env = {**base_env, "BENCH_PG_URL": db_url.replace("postgres://", "postgresql://", 1)}
+        plain = start_server(
+            f"plain{tag}",
+            [
+                str(BIN / "uvicorn"),
+                "bench.plain_app:app",
+                "--port",
+                "{port}",
+                "--log-level",
+                "info",
+            ],
+            plain_env,
+            workdir,
+        )
+    except Exception:
+        app.stop()
+        raise
+    return app, plain
+
+
+async def wait_quiet(db_url: str, *, quiet: float = 5.0, limit: float = 900.0) -> float:
+    """Wait until no other session works in the database for `quiet` seconds (the app's
+    background jobs, autovacuum); returns the seconds waited."""
+    conn = await asyncpg.connect(db_url)
+    start = time.monotonic()
+    calm_since = start
+    try:
+        while time.monotonic() - start < limit:
+            busy = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state IS DISTINCT FROM 'idle'"
+            )
+            now = time.monotonic()
+            if busy:
+                calm_since = now
+            elif now - calm_since >= quiet:
+                return calm_since - start
+            await asyncio.sleep(0.25)
+        raise RuntimeError(f"the database stayed busy for {limit:.0f} s")
+    finally:
+        await conn.close()
+
+
+async def settle(db_url: str, base_env: dict[str, str], workdir: Path) -> float:
+    """Start the app once and let its start-up work finish (the embedded clock catches up
+    on the night's status audit), so it does not run during the measurements; then VACUUM."""
+    app = start_server(
+        "app-settle",
+        [str(BIN / "crm"), "serve", "--port", "{port}"],
+        {**base_env, "DATABASE_URL": db_url.replace("postgresql://", "postgres://", 1)},
+        workdir,
+    )
+    try:
+        waited = await wait_quiet(db_url)
+    finally:
+        app.stop()
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("VACUUM (ANALYZE) contact")
+    finally:
+        await conn.close()
+    return waited
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Timing:
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def p95(self) -> float:
+        return statistics.quantiles(self.samples, n=20, method="inclusive")[18]
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> float:
+    t = time.perf_counter()
+    await fn()
+    return (time.perf_counter() - t) * 1000
+
+
+async def measure(
+    contenders: dict[str, Callable[[], Awaitable[Any]]], *, warmup: int, requests: int
+) -> dict[str, Timing]:
+    """Sequential calls, interleaved (one of each in turn) so drift hits all alike."""
+    for _ in range(warmup):
+        for fn in contenders.values():
+            await fn()
+    out = {name: Timing() for name in contenders}
+    for _ in range(requests):
+        for name, fn in contenders.items():
+            out[name].samples.append(await timed(fn))
+    return out
+
+
+class GraphQLClient:
+    def __init__(self, client: httpx.AsyncClient, token: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def __call__(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+        r = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=self.headers
+        )
+        body = r.json()
+        if r.status_code != 200 or body.get("errors"):
+            raise RuntimeError(f"GraphQL failed: {r.status_code} {r.text[:500]}")
+        return body["data"]
+
+
+class PlainClient:
+    def __init__(self, client: httpx.AsyncClient, token: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def __call__(self, **params: Any) -> Any:
+        r = await self.client.get("/contacts", params=params, headers=self.headers)
+        if r.status_code != 200:
+            raise RuntimeError(f"plain route failed: {r.status_code} {r.text[:500]}")
+        return r.json()["data"]
+
+
+class RawSQL:
+    """The same statements on one asyncpg connection: what the database alone costs."""
+
+    def __init__(self, conn: asyncpg.Connection, office_id: int, admin_id: int) -> None:
+        self.conn, self.office_id, self.admin_id = conn, office_id, admin_id
+
+    async def page(self, search: str | None = None) -> Any:
+        from bench.plain_app import AUTH_SQL, fetch_page
+
+        await self.conn.fetchrow(AUTH_SQL, self.admin_id, self.office_id, True, 2)
+        return await fetch_page(self.conn, self.office_id, PAGE, search)
+
+    async def count_unassigned(self) -> int:
+        from bench.plain_app import COUNT_UNASSIGNED_SQL
+
+        return await self.conn.fetchval(COUNT_UNASSIGNED_SQL, self.office_id, False)
+
+
+def same_rows(graphql: Any, plain: Any, raw: Any) -> bool:
+    rows = raw[0][:PAGE]
+    raw_ids = [r["id"] for r in rows]
+    gql_nodes = [e["node"] for e in graphql["contacts"]["edges"]]
+    from api.core import ids
+
+    return (
+        graphql == plain
+        and [n["id"] for n in gql_nodes] == [ids.encode("Contact", i) for i in raw_ids]
+        and all(
+            (n["owner"] or {}).get("name")
+            == (raw[1][r["owner_id"]]["name"] if r["owner_id"] else None)
+            and (n["company"] or {}).get("name")
+            == (raw[2][r["company_id"]]["name"] if r["company_id"] else None)
+            for n, r in zip(gql_nodes, rows, strict=True)
+        )
+    )
+
+
+# --------------------------------------------------------------------------- SQL counting
+
+_COLUMNS = re.compile(r"^SELECT (?!COUNT\().*? FROM", re.S)
+_IN_LIST = re.compile(r"IN \((\$\d+,?)+\)")
+
+
+def short_sql(sql: str) -> str:
+    sql = " ".join(sql.split())
+    sql = _COLUMNS.sub("SELECT … FROM", sql)
+    return _IN_LIST.sub(lambda m: f"IN (…{m.group(0).count('$')} params)", sql)
+
+
+def is_reset(kind: str, sql: str) -> bool:
+    return kind == "simple" and "RESET ALL" in sql
+
+
+@dataclass
+class Conversation:
+    statements: list[tuple[str, str]]
+
+    @property
+    def queries(self) -> list[str]:
+        return [
+            short_sql(sql)
+            for kind, sql in self.statements
+            if kind != "parse" and not is_reset(kind, sql)
+        ]
+
+    @property
+    def prepares(self) -> int:
+        return sum(1 for kind, _ in self.statements if kind == "parse")
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.queries)} queries + {self.resets} pool resets"
+            f" ({self.prepares} prepared anew)"
+        )
+
+    @property
+    def resets(self) -> int:
+        return sum(1 for kind, sql in self.statements if is_reset(kind, sql))
+
+
+async def count_statements(
+    recorder: Any, call: Callable[[], Awaitable[Any]], *, repeat: int = 3
+) -> Conversation:
+    # Warm every pooled connection's statement cache first (the pool hands them out in turn).
+    for _ in range(12):
+        await call()
+    recorder.take()
+    seen = []
+    for _ in range(repeat):
+        await call()
+        await asyncio.sleep(0.05)  # the pool's release reset runs after the response
+        seen.append(recorder.take())
+    counts = {len(s) for s in seen}
+    if len(counts) != 1:
+        print(f"  note: statements per request varied: {sorted(counts)}")
+    return Conversation(seen[-1])
+
+
+# --------------------------------------------------------------------------- plans
+
+
+async def explain(conn: asyncpg.Connection, sql: str, *args: Any) -> str:
+    rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", *args)
+    plan = json.loads(rows[0][0])[0]
+    nodes = []
+
+    def walk(node: dict[str, Any]) -> None:
+        label = node["Node Type"]
+        if node.get("Scan Direction") == "Backward":
+            label += " Backward"
+        if node.get("Index Name"):
+            label += f" {node['Index Name']}"
+        nodes.append(f"{label} ({node['Actual Total Time']:.1f} ms, rows {node['Actual Rows']})")
+        for child in node.get("Plans", ()):
+            walk(child)
+
+    walk(plan["Plan"])
+    return f"{plan['Execution Time']:.1f} ms: " + " → ".join(nodes)
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    ram = "unknown"
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal"):
+                ram = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+                break
+    libs = ", ".join(
+        f"{name} {metadata.version(name)}"
+        for name in ("strawberry-graphql", "tortoise-orm", "asyncpg", "starlette", "uvicorn")
+    )
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "ram": ram,
+        "python": platform.python_version(),
+        "libs": libs,
+    }
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Row:
+    measure: str
+    result: Timing
+    baseline_name: str
+    baseline: Timing
+    target: str
+    limit: float | None  # ratio limit, or absolute ms when absolute=True
+    absolute: bool = False
+
+    @property
+    def ratio(self) -> float:
+        return self.result.median / self.baseline.median
+
+    @property
+    def verdict(self) -> str:
+        if self.limit is None:
+            return "—"
+        value = self.result.median if self.absolute else self.ratio
+        return "pass" if value <= self.limit else "**FAIL**"
+
+
+async def _build_or_reuse(args: argparse.Namespace, admin_url: str, db_url: str) -> Any:
+    from bench import data
+
+    if args.reuse:
+        conn = await asyncpg.connect(db_url)
+        try:
+            meta = await conn.fetchval("SELECT meta FROM bench_meta")
+        finally:
+            await conn.close()
+        print(f"reusing database {args.db}")
+        office = data.Office(**json.loads(meta))
+        office.timings = {}
+        return office
+    print(f"creating database {args.db} and applying migrations")
+    await data.create_database(admin_url, args.db)
+    t = time.perf_counter()
+    await data.migrate()
+    migrate_s = time.perf_counter() - t
+    print(f"building {args.contacts:,} contacts with COPY")
+    office = await data.build(db_url, contacts=args.contacts)
+    office.timings = {"migrations": migrate_s, **office.timings}
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("CREATE TABLE bench_meta (meta text)")
+        await conn.execute("INSERT INTO bench_meta VALUES ($1)", json.dumps(asdict(office)))
+    finally:
+        await conn.close()
+    for step, seconds in office.timings.items():
+        print(f"  {step}: {seconds:.1f} s")
+    return office
+
+
+async def run(args: argparse.Namespace) -> int:
+    from api.users.auth import issue_token
+    from bench import data
+
+    admin_url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+    db_url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{args.db}"
+    workdir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
+    base_env = {
+        k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "LOG_LEVEL")
+    }
+    base_env.update(
+        DATA_DIR=str(workdir / "data"),
+        SECRET_KEY=os.environ["SECRET_KEY"],
+        LOG_LEVEL=args.log_level,
+        PYTHONPATH=str(ROOT),
+    )
+    servers: list[Server] = []
+    recorder = None
+    conn: asyncpg.Connection | None = None
+    try:
+        office = await _build_or_reuse(args, admin_url, db_url)
+        print("first start of the app: waiting for its start-up jobs to finish")
+        settle_s = await settle(db_url, base_env, workdir)
+        print(f"  {settle_s:.1f} s")
+        token = issue_token(SimpleNamespace(id=office.admin_id, office_id=office.office_id))
+        conn = await asyncpg.connect(db_url)
+        pg_version = await conn.fetchval("SHOW server_version")
+        raw = RawSQL(conn, office.office_id, office.admin_id)
+        term = office.search_term
+
+        matches = {
+            t: await conn.fetchval(
+                "SELECT count(*) FROM contact"
+                " WHERE NOT archived AND CAST(search_text AS VARCHAR) LIKE $1",
+                f"%{t}%",
+            )
+            for t in (term, data.COMMON_TERM)
+        }
+
+        # ---- timed: both servers straight on PostgreSQL
+        print("starting the app (crm serve) and the plain route (bench.plain_app)")
+        app, plain = start_both(
+            db_url.replace("postgresql://", "postgres://", 1), base_env, workdir, ""
+        )
+        servers += [app, plain]
+        await wait_quiet(db_url, quiet=2.0)
+        async with (
+            httpx.AsyncClient(base_url=app.url, timeout=60) as ac,
+            httpx.AsyncClient(base_url=plain.url, timeout=60) as pc,
+        ):
+            gql, rest = GraphQLClient(ac, token), PlainClient(pc, token)
+            list_vars, search_vars = {"first": PAGE}, {"first": PAGE, "search": term}
+
+            # The same rows, three ways, before any timing.
+            checks = {
+                "list": same_rows(
+                    await gql(LIST_QUERY, list_vars), await rest(first=PAGE), await raw.page()
+                ),
+                "search": same_rows(
+                    await gql(SEARCH_QUERY, search_vars),
+                    await rest(first=PAGE, search=term),
+                    await raw.page(term),
+                ),
+                "count": (await gql(COUNT_QUERY))["contacts"]["totalCount"]
+                == await raw.count_unassigned()
+                == office.unassigned,
+            }
+            for name, ok in checks.items():
+                if not ok:
+                    raise RuntimeError(f"{name}: GraphQL, the plain route and raw SQL disagree")
+            print("results agree (GraphQL = plain route = raw SQL); timing")
+
+            n, w = args.requests, args.warmup
+            load_before = os.getloadavg()[0]
+            t_list = await measure(
+                {
+                    "graphql": lambda: gql(LIST_QUERY, list_vars),
+                    "plain": lambda: rest(first=PAGE),
+                    "raw": raw.page,
+                },
+                warmup=w,
+                requests=n,
+            )
+            t_count = await measure(
+                {"graphql": lambda: gql(COUNT_QUERY), "raw": raw.count_unassigned},
+                warmup=w,
+                requests=n,
+            )
+            t_search = await measure(
+                {
+                    "graphql": lambda: gql(SEARCH_QUERY, search_vars),
+                    "plain": lambda: rest(first=PAGE, search=term),
+                    "raw": lambda: raw.page(term),
+                },
+                warmup=w,
+                requests=n,
+            )
+            common_vars = {"first": PAGE, "search": data.COMMON_TERM}
+            t_common = await measure(
+                {
+                    "graphql": lambda: gql(SEARCH_QUERY, common_vars),
+                    "raw": lambda: raw.page(data.COMMON_TERM),
+                },
+                warmup=max(3, w // 5),
+                requests=max(20, n // 4),
+            )
+            load_after = os.getloadavg()[0]
+        for s in (app, plain):
+            s.stop()
+
+        # ---- counted: both servers again, through the statement-recording proxy
+        from bench.pgwire import StatementRecorder
+
+        print("counting SQL statements per request at the wire")
+        recorder = StatementRecorder((PG_HOST, PG_PORT))
+        proxy_port = recorder.start()
+        proxied = f"postgres://postgres@127.0.0.1:{proxy_port}/{args.db}"
+        app, plain = start_both(proxied, base_env, workdir, "-counted")
+        servers += [app, plain]
+        await wait_quiet(db_url, quiet=2.0)
+        recorder.take()
+        async with (
+            httpx.AsyncClient(base_url=app.url, timeout=60) as ac,
+            httpx.AsyncClient(base_url=plain.url, timeout=60) as pc,
+        ):
+            gql, rest = GraphQLClient(ac, token), PlainClient(pc, token)
+            sql_counts = {
+                "list": (
+                    await count_statements(recorder, lambda: gql(LIST_QUERY, list_vars)),
+                    await count_statements(recorder, lambda: rest(first=PAGE)),
+                ),
+                "count": (await count_statements(recorder, lambda: gql(COUNT_QUERY)), None),
+                "search": (
+                    await count_statements(recorder, lambda: gql(SEARCH_QUERY, search_vars)),
+                    await count_statements(recorder, lambda: rest(first=PAGE, search=term)),
+                ),
+            }
+        for s in (app, plain):
+            s.stop()
+        recorder.stop()
+        recorder = None
+        drift = sorted(
+            set(sql_counts["list"][0].queries + sql_counts["search"][0].queries)
+            - set(sql_counts["list"][1].queries + sql_counts["search"][1].queries)
+        )
+
+        # ---- plans of the statements that touch contact
+        from bench.plain_app import COUNT_UNASSIGNED_SQL, PAGE_SQL, SEARCH_PAGE_SQL, like_pattern
+
+        oid = office.office_id
+        plans = {
+            "list page": await explain(conn, PAGE_SQL, oid, False, PAGE + 1),
+            "unassigned count": await explain(conn, COUNT_UNASSIGNED_SQL, oid, False),
+            f'search page, "{term}"': await explain(
+                conn, SEARCH_PAGE_SQL, oid, False, like_pattern(term), PAGE + 1
+            ),
+            f'search page, "{data.COMMON_TERM}"': await explain(
+                conn, SEARCH_PAGE_SQL, oid, False, like_pattern(data.COMMON_TERM), PAGE + 1
+            ),
+        }
+
+        rows = [
+            Row(
+                f"`contacts(first: {PAGE})` with owner and company",
+                t_list["graphql"],
+                "plain Starlette route",
+                t_list["plain"],
+                "≤ 20 ms median",
+                20.0,
+                absolute=True,
+            ),
+            Row(
+                f"`contacts(first: {PAGE})` with owner and company",
+                t_list["graphql"],
+                "plain Starlette route",
+                t_list["plain"],
+                "≤ 3× plain",
+                3.0,
+            ),
+            Row(
+                f"`contacts(first: {PAGE})` with owner and company",
+                t_list["graphql"],
+                "raw SQL (same 4 statements)",
+                t_list["raw"],
+                "—",
+                None,
+            ),
+            Row(
+                "`contacts(filter: {unassigned: true}) { totalCount }`",
+                t_count["graphql"],
+                "raw `SELECT count(*)`, same WHERE",
+                t_count["raw"],
+                "≤ 1.5× raw",
+                1.5,
+            ),
+            Row(
+                f'`contacts(first: {PAGE}, filter: {{search: "{term}"}})`',
+                t_search["graphql"],
+                "plain Starlette route",
+                t_search["plain"],
+                "—",
+                None,
+            ),
+            Row(
+                f'`contacts(first: {PAGE}, filter: {{search: "{term}"}})`',
+                t_search["graphql"],
+                "raw SQL (same 4 statements)",
+                t_search["raw"],
+                "—",
+                None,
+            ),
+        ]
+        rows.append(
+            Row(
+                f'`contacts(first: {PAGE}, filter: {{search: "{data.COMMON_TERM}"}})`',
+                t_common["graphql"],
+                "raw SQL (same 4 statements)",
+                t_common["raw"],
+                "—",
+                None,
+            )
+        )
+        write_report(
+            Path(args.output),
+            rows=rows,
+            office=office,
+            sql_counts=sql_counts,
+            plans=plans,
+            drift=drift,
+            pg_version=pg_version,
+            load=(load_before, load_after),
+            settle_s=settle_s,
+            matches=matches,
+            args=args,
+        )
+        for r in rows:
+            print(
+                f"  {r.measure} [{r.target}]: {r.result.median:.2f} ms (p95 {r.result.p95:.2f})"
+                f" vs {r.baseline_name} {r.baseline.median:.2f} ms → {r.ratio:.2f}× {r.verdict}"
+            )
+        for name, (g, p) in sql_counts.items():
+            print(f"  SQL per request, {name}: GraphQL {g.summary()}")
+            for q in g.queries:
+                print(f"      {q}")
+            if p is not None:
+                print(f"    plain route {p.summary()}")
+        for name, plan in plans.items():
+            print(f"  plan, {name}: {plan}")
+        print(f"wrote {args.output}")
+
+        if args.profile:
+            await profile(office, token, term)
+        return 0
+    finally:
+        if conn is not None:
+            await conn.close()
+        for s in servers:
+            s.stop()
+        if recorder is not None:
+            recorder.stop()
+        if not args.keep:
+            await data.drop_database(admin_url, args.db)
+            print(f"dropped database {args.db} (--keep keeps it)")
+        else:
+            print(f"kept database {args.db}: rerun with --reuse, drop it with DROP DATABASE")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def profile(office: Any, token: str, term: str) -> None:
+    """pyinstrument over GraphQL requests served in this process (ASGI, no socket)."""
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        print("--profile needs pyinstrument: .venv/bin/pip install pyinstrument")
+        return
+    from api.app import create_app
+    from api.core.database import close_db, init_db
+
+    await init_db()
+    try:
+        app = create_app(embedded_workers=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            gql = GraphQLClient(client, token)
+            for query, variables, label in (
+                (LIST_QUERY, {"first": PAGE}, "contacts(first: 100)"),
+                (COUNT_QUERY, None, "unassigned totalCount"),
+            ):
+                for _ in range(20):
+                    await gql(query, variables)
+                profiler = Profiler(interval=0.0005, async_mode="enabled")
+                profiler.start()
+                for _ in range(200):
+                    await gql(query, variables)
+                profiler.stop()
+                flat = profiler.output_text(unicode=True, color=False, flat=True)
+                print(f"\n===== profile: 200 × {label}, self time by function (top 40) =====")
+                print("\n".join(flat.splitlines()[:48]))
+    finally:
+        await close_db()
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _ms(t: Timing) -> str:
+    return f"{t.median:.2f} ms (p95 {t.p95:.2f})"
+
+
+def write_report(
+    path: Path,
+    *,
+    rows: list[Row],
+    office: Any,
+    sql_counts: dict[str, tuple[Conversation, Conversation | None]],
+    plans: dict[str, str],
+    drift: list[str],
+    pg_version: str,
+    load: tuple[float, float],
+    settle_s: float,
+    matches: dict[str, int],
+    args: argparse.Namespace,
+) -> None:
+    m = machine()
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`bench/run.py`); every run rewrites this file.",
+        "",
+        f"- **Date:** {now}",
+        f"- **Machine:** {m['cpu']}, {m['cores']} cores, {m['ram']} RAM; client, servers and"
+        " PostgreSQL all on this one machine, over 127.0.0.1",
+        f"- **Software:** Python {m['python']}, PostgreSQL {pg_version}; {m['libs']}",
+        f"- **Data:** one office of {office.contacts:,} contacts ({office.unassigned:,} unassigned"
+        f" and not archived), {office.users} users, {office.companies:,} companies; search"
+        " terms: " + ", ".join(f'"{t}" matches {n:,} contacts' for t, n in matches.items()),
+        f"- **Method:** {args.requests} sequential requests per contender after {args.warmup}"
+        " warm-up rounds (the common search term: a quarter of that), contenders interleaved"
+        " request by request; one keep-alive httpx client"
+        " per server; the caller is the office admin. One-minute load average"
+        f" {load[0]:.2f} before timing, {load[1]:.2f} after (other work on the machine inflates"
+        " every number; the ratios are the sturdier figures)",
+        "",
+        "## Results",
+        "",
+        "| Measure | Result (median, p95) | Baseline | Baseline (median, p95) | Ratio | Target | Pass |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.measure} | {_ms(r.result)} | {r.baseline_name} | {_ms(r.baseline)} |"
+            f" {r.ratio:.2f}× | {r.target} | {r.verdict} |"
+        )
+    lines += [
+        "",
+        "## SQL statements per request",
+        "",
+        "Counted at the wire: a second start of both servers connects through a small proxy"
+        " (`bench/pgwire.py`) that reads the PostgreSQL protocol and records each `Execute` and"
+        " simple `Query` message. asyncpg's pool sends a reset (`RESET ALL` and friends) each"
+        " time a connection goes back to the pool; those round trips are counted apart, and so"
+        " are `Parse` messages (a statement missing from asyncpg's statement cache costs an"
+        " extra round trip to prepare it).",
+        "",
+        "| Request | GraphQL app | Plain route |",
+        "| --- | --- | --- |",
+    ]
+    for name, (g, p) in sql_counts.items():
+        lines.append(f"| {name} | {g.summary()} | {p.summary() if p else '—'} |")
+    lines += ["", "Statements the app sends:", ""]
+    for name, (g, _) in sql_counts.items():
+        lines.append(f"- {name}:")
+        lines += [f"  - `{q}`" for q in g.queries]
+    if drift:
+        lines += [
+            "",
+            "**Note:** the app now sends statements the plain route does not; update"
+            " `bench/plain_app.py`:",
+            "",
+            *[f"- `{q}`" for q in drift],
+        ]
+    lines += ["", "## Plans (EXPLAIN ANALYZE, warm cache)", ""]
+    lines += [f"- {name}: {plan}" for name, plan in plans.items()]
+    lines += ["", "## Build", ""]
+    if office.timings:
+        lines.append(
+            "Fresh database, the project's migrations, then COPY (`copy_records_to_table`)"
+            " with contact's secondary indexes and constraints dropped and recreated from their"
+            " own definitions, then `VACUUM (ANALYZE)`: "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in office.timings.items())
+            + "."
+        )
+    else:
+        lines.append("Database reused from an earlier run (`--reuse`).")
+    lines += [
+        "",
+        f"The app's first start then worked in the database for {settle_s:.1f} s (its embedded"
+        " clock catches up on the night's status audit) before anything was measured; the"
+        " bench waits for that, then vacuums again.",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--db", default="crm_bench")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--reuse", action="store_true", help="reuse a database kept with --keep")
+    parser.add_argument("--profile", action="store_true", help="pyinstrument the GraphQL path")
+    parser.add_argument("--log-level", default="INFO", help="the servers' LOG_LEVEL")
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.db):
+        parser.error("--db: lower-case letters, digits and _ only")
+    if args.reuse:
+        args.keep = True
+    # The bench process talks to the same database with the same key as the servers.
+    os.environ["DATABASE_URL"] = f"postgres://postgres@{PG_HOST}:{PG_PORT}/{args.db}"
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    from api.core.settings import get_settings
+
+    get_settings.cache_clear()
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
