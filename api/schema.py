@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+from types import CoroutineType
 from typing import Any
 
 import strawberry
 from strawberry.extensions import (
     AddValidationRules,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as create_alias_validator
+from strawberry.extensions.query_depth_limiter import create_validator as create_depth_validator
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.tools import merge_types
 
 from api.audiences.types import AudienceMutations, AudienceQueries
@@ -20,6 +24,7 @@ from api.audit.schema import AuditMutations, AuditQueries
 from api.campaigns.types import CampaignMutations, CampaignQueries
 from api.contacts.schema import ContactMutations, ContactQueries
 from api.core.graphql_extensions import ErrorCodes, cost_limit_rule
+from api.core.graphql_types import resolve_attribute
 from api.core.settings import get_settings
 from api.offices.schema import OfficeMutations, OfficeQueries
 from api.reports.types import ReportQueries
@@ -53,6 +58,24 @@ Mutation = merge_types(
 )
 
 
+class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Only coroutines and futures are awaited. graphql-core's default test (`__await__`)
+    also takes ORM rows (Tortoise lets one await a model), which would send every row of a
+    list down the executor's slow asynchronous path; resolvers here return nothing else
+    awaitable."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_awaitable = _is_awaitable  # type: ignore[method-assign]
+
+
+def _is_awaitable(value: Any) -> bool:
+    return isinstance(value, _AWAITABLES)
+
+
+_AWAITABLES = (CoroutineType, asyncio.Future)
+
+
 class CrmSchema(strawberry.Schema):
     def process_errors(self, errors: list[Any], execution_context: Any = None) -> None:
         # ErrorCodes logs the unexpected ones; client mistakes are not server log noise.
@@ -61,14 +84,21 @@ class CrmSchema(strawberry.Schema):
 
 def build_schema() -> strawberry.Schema:
     settings = get_settings()
+    # Built once: the validation cache is keyed by the rule classes, so rules made per
+    # request would never hit it.
+    rules = [
+        create_depth_validator(settings.max_query_depth, None),
+        create_alias_validator(30),
+        cost_limit_rule(settings.max_query_cost),
+    ]
     return CrmSchema(
         query=Query,
         mutation=Mutation,
+        execution_context_class=ExecutionContext,
+        config=StrawberryConfig(default_resolver=resolve_attribute),
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=5000),
-            lambda: MaxAliasesLimiter(max_alias_count=30),
-            lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-            lambda: AddValidationRules([cost_limit_rule(settings.max_query_cost)]),
+            lambda: AddValidationRules(rules),
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
             ErrorCodes,

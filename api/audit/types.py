@@ -8,7 +8,6 @@ import strawberry
 
 from api.audit import models
 from api.contacts.types import ContactType
-from api.core import ids
 from api.core.context import Info
 from api.core.graphql_types import Node, PageInfo, rows_of
 from api.core.jobs import JobState as JobStateEnum
@@ -62,10 +61,6 @@ class AuditRunType(Node):
     discrepancies: int
     active_count: int
     inactive_count: int
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(ids.encode("AuditRun", self.id))
 
     @strawberry.field(description="How long the run took, once finished.")
     def duration_ms(self) -> int | None:

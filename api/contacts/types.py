@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from api.contacts import models, service
-from api.core import ids
 from api.core.context import Info
 from api.core.errors import BadInput
-from api.core.graphql_types import Node, PageInfo, rows_of
+from api.core.graphql_types import Node, PageInfo, rows_of, selects
+from api.core.loaders import now_or_later, prefetch
 from api.core.pagination import decode_cursor, encode_cursor, is_db_id, page_size
 from api.core.permissions import MaySeeContactPII
+from api.users.models import User
 from api.users.types import UserType
 
 if TYPE_CHECKING:
@@ -30,10 +31,6 @@ class CompanyType(Node):
     is_type_of = rows_of(models.Company)
 
     name: str
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(ids.encode("Company", self.id))
 
 
 @strawberry.type(name="StatusChange")
@@ -62,10 +59,6 @@ class ActivityType(Node):
     kind: ActivityKind
     at: datetime
     note: str | None
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(ids.encode("Activity", self.id))
 
     @strawberry.field
     async def user(self, info: Info) -> UserType | None:
@@ -126,16 +119,16 @@ class ContactType(Node):
     archived: bool
 
     @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(ids.encode("Contact", self.id))
+    def company(self, info: Info) -> CompanyType | None:
+        if self.company_id is None:
+            return None
+        return now_or_later(info.context.loaders.company, self.company_id)
 
     @strawberry.field
-    async def company(self, info: Info) -> CompanyType | None:
-        return await info.context.loaders.company.load(self.company_id) if self.company_id else None
-
-    @strawberry.field
-    async def owner(self, info: Info) -> UserType | None:
-        return await info.context.loaders.user.load(self.owner_id) if self.owner_id else None
+    def owner(self, info: Info) -> UserType | None:
+        if self.owner_id is None:
+            return None
+        return now_or_later(info.context.loaders.user, self.owner_id)
 
     @strawberry.field
     def unassigned(self) -> bool:
@@ -191,8 +184,15 @@ class ContactConnection:
     _page: strawberry.Private[service.ContactPage]
 
     @strawberry.field
-    async def edges(self) -> list[ContactEdge]:
+    async def edges(self, info: Info) -> list[ContactEdge]:
         rows, _ = await self._page.rows()
+        # Owners and companies of the whole page in one query each, before the rows
+        # resolve, so each row finds its own already loaded.
+        loaders = info.context.loaders
+        if selects(info, "node", "owner"):
+            await prefetch(loaders.user, User, {c.owner_id for c in rows} - {None})
+        if selects(info, "node", "company"):
+            await prefetch(loaders.company, models.Company, {c.company_id for c in rows} - {None})
         return [ContactEdge(cursor=encode_cursor(c.id), node=c) for c in rows]
 
     @strawberry.field

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from api.core.settings import get_settings
@@ -26,8 +27,15 @@ def tortoise_config(db_url: str | None = None) -> dict[str, Any]:
         if "?" not in url:
             # Several processes (web, worker, clock) share the file: wait rather than fail.
             url += "?busy_timeout=10000"
+    connection: str | dict[str, Any] = url
+    if url.startswith(("postgres://", "asyncpg://")):
+        connection = expand_db_url(url)
+        # asyncpg's pool runs RESET ALL & co. on every release, a round trip per statement
+        # (Tortoise takes a pooled connection per statement). The app keeps no session state:
+        # no SET, LISTEN, cursors or session advisory locks, so there is nothing to reset.
+        connection["credentials"]["reset"] = _keep_session
     return {
-        "connections": {"default": url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
@@ -38,6 +46,10 @@ def tortoise_config(db_url: str | None = None) -> dict[str, Any]:
         "use_tz": True,
         "timezone": "UTC",
     }
+
+
+async def _keep_session(connection: Any) -> None:
+    """asyncpg pool `reset` hook: nothing to undo (transactions are always closed by then)."""
 
 
 # The module path the `tortoise` CLI takes (`tortoise -c api.core.database.TORTOISE_ORM ...`).

@@ -27,6 +27,28 @@ async def _by_id(model: Any, ids: list[int]) -> list[Any]:
     return [rows.get(i) for i in ids]
 
 
+def now_or_later(loader: DataLoader[Any, Any], key: Any) -> Any:
+    """The value if the loader already has it, else the awaitable that will. Resolvers that
+    return a plain value stay on the executor's fast synchronous path."""
+    future = loader.cache_map.get(key)
+    if (
+        future is not None
+        and future.done()
+        and not future.cancelled()
+        and future.exception() is None
+    ):
+        return future.result()
+    return loader.load(key)
+
+
+async def prefetch(loader: DataLoader[int, Any], model: Any, ids: set[int]) -> None:
+    """Load many rows into `loader` at once, with one query and none of the per-key batching
+    work, so the resolvers that follow find them with `now_or_later`."""
+    missing = [i for i in ids if loader.cache_map.get(i) is None]
+    if missing:
+        loader.prime_many({row.id: row for row in await model.filter(id__in=missing)})
+
+
 class Loaders:
     """Lazily built loaders; keys are primary keys already scoped by whoever asks."""
 

@@ -20,6 +20,9 @@ def page_size(first: int | None, *, default: int = 50) -> int:
 
 
 def encode_cursor(*key: Any) -> str:
+    if len(key) == 1 and type(key[0]) is int:
+        # The common case (an id), spelled as json.dumps would, without its cost per edge.
+        return base64.urlsafe_b64encode(b"[%d]" % key[0]).decode()
     return base64.urlsafe_b64encode(json.dumps(list(key), separators=(",", ":")).encode()).decode()
 
 

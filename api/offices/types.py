@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import strawberry
 
-from api.core import ids
 from api.core.context import Info
 from api.core.graphql_types import Node, rows_of
 from api.core.permissions import SeesWholeOffice
@@ -31,10 +30,6 @@ class OfficeType(Node):
 
     name: str
     timezone: str
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(ids.encode("Office", self.id))
 
     @strawberry.field
     def settings(self) -> OfficeSettings:

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import strawberry
 
-from api.core import ids
 from api.core.context import Info
 from api.core.graphql_types import Node, rows_of
 from api.core.permissions import MaySeeUserEmail
@@ -31,10 +30,6 @@ class UserType(Node):
     email: str | None = strawberry.field(
         description="The user themself and admins only.", permission_classes=[MaySeeUserEmail]
     )
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(ids.encode("User", self.id))
 
     @strawberry.field
     async def contact_count(self, info: Info) -> int:
