@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,6 +42,9 @@ class CrmGraphQL(GraphQL):
         if response is not None and header:
             response.headers["Cache-Control"] = "no-store"
         return ctx
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def process_result(
         self, request: Request, result: ExecutionResult
