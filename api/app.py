@@ -90,7 +90,11 @@ def create_app(*, embedded_workers: bool = True) -> Starlette:
                 await worker.stop()
             await close_db()
 
-    graphql = CrmGraphQL(schema, graphql_ide="graphiql", allow_queries_via_get=False)
+    # Multipart (the GraphQL multipart request spec) carries CSV uploads; Strawberry then
+    # refuses "simple" cross-site form posts unless they carry a preflighted content type.
+    graphql = CrmGraphQL(
+        schema, graphql_ide="graphiql", allow_queries_via_get=False, multipart_uploads_enabled=True
+    )
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),

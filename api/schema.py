@@ -28,7 +28,8 @@ from api.core.graphql_types import resolve_attribute
 from api.core.settings import get_settings
 from api.offices.schema import OfficeMutations, OfficeQueries
 from api.reports.types import ReportQueries
-from api.transfers.types import TransferMutations, TransferQueries
+from api.transfers.export_schema import ExportMutations, ExportQueries
+from api.transfers.import_schema import ImportMutations, ImportQueries
 from api.users.schema import UserMutations, UserQueries
 
 Query = merge_types(
@@ -41,7 +42,8 @@ Query = merge_types(
         CampaignQueries,
         ReportQueries,
         AuditQueries,
-        TransferQueries,
+        ImportQueries,
+        ExportQueries,
     ),
 )
 Mutation = merge_types(
@@ -53,7 +55,8 @@ Mutation = merge_types(
         AudienceMutations,
         CampaignMutations,
         AuditMutations,
-        TransferMutations,
+        ImportMutations,
+        ExportMutations,
     ),
 )
 

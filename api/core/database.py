@@ -16,6 +16,7 @@ MODEL_MODULES = [
     "api.users.models",
     "api.contacts.models",
     "api.audit.models",
+    "api.transfers.models",
 ]
 
 

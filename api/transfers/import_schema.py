@@ -1,11 +1,11 @@
-"""GraphQL types of import and export jobs (their service and workers arrive with the import work)."""
+"""GraphQL types, queries and mutations of CRM imports (R21)."""
 
 from __future__ import annotations
 
 import strawberry
 
 from api.audit.types import JobState
-from api.contacts.types import ContactFilter, ContactImportRow
+from api.contacts.types import ContactImportRow
 from api.core.errors import NotAvailable
 from api.core.graphql_types import Node
 
@@ -35,32 +35,14 @@ class ImportJob(Node):
 
 
 @strawberry.type
-class ExportJob(Node):
-    id: strawberry.ID
-    state: JobState
-    row_count: int | None
-    download_url: str | None = strawberry.field(
-        description="A short-lived link to the CSV file once DONE."
-    )
-
-
-@strawberry.type
-class TransferQueries:
+class ImportQueries:
     @strawberry.field
     def import_job(self, id: strawberry.ID) -> ImportJob | None:
         raise NotAvailable("Import")
 
-    @strawberry.field
-    def export_job(self, id: strawberry.ID) -> ExportJob | None:
-        raise NotAvailable("Export")
-
 
 @strawberry.type
-class TransferMutations:
+class ImportMutations:
     @strawberry.mutation
     def import_contacts(self, rows: list[ContactImportRow]) -> ImportJob:
         raise NotAvailable("Import")
-
-    @strawberry.mutation
-    def export_contacts(self, filter: ContactFilter | None = None) -> ExportJob:
-        raise NotAvailable("Export")
