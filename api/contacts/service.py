@@ -3,7 +3,6 @@ GraphQL resolvers, routes and workers only call these."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,30 +25,20 @@ from api.contacts.models import (
 from api.contacts.status import change_status, engagement_target
 from api.core import policy, validation
 from api.core.errors import BadInput, Conflict, Forbidden, NotFound
+from api.core.pagination import LazyPage
 from api.users.models import User
 
 
-class ContactPage:
-    """A page of contacts; its rows and its count are each queried only when first asked for
-    (a client asking only for `totalCount` runs one statement)."""
+class ContactPage(LazyPage[Contact]):
+    """A page of contacts, newest first."""
 
     def __init__(self, query: QuerySet[Contact], *, first: int, after: int | None) -> None:
+        super().__init__(first=first, after=after)
         self._query = query
-        self._first = first
-        self._after = after
-        self._rows: asyncio.Future[tuple[list[Contact], bool]] | None = None
 
-    async def _fetch(self) -> tuple[list[Contact], bool]:
-        page = self._query.filter(id__lt=self._after) if self._after is not None else self._query
-        rows = await page.order_by("-id").limit(self._first + 1)
-        return rows[: self._first], len(rows) > self._first
-
-    async def rows(self) -> tuple[list[Contact], bool]:
-        """The contacts of the page, and whether another page follows."""
-        if self._rows is None:
-            # Edges and pageInfo resolve concurrently: both await the one query.
-            self._rows = asyncio.ensure_future(self._fetch())
-        return await self._rows
+    async def fetch(self) -> list[Contact]:
+        page = self._query.filter(id__lt=self.after) if self.after is not None else self._query
+        return await page.order_by("-id").limit(self.first + 1)
 
     async def count(self) -> int:
         return await self._query.count()

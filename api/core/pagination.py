@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from api.core.errors import BadInput
 
@@ -51,3 +52,34 @@ def decode_id_cursor(cursor: str | None) -> int | None:
 def is_db_id(value: Any) -> bool:
     """A value that can be a primary key (a positive 64-bit integer)."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
+
+
+T = TypeVar("T")
+
+
+class LazyPage(Generic[T]):
+    """A keyset page whose rows and count are each queried only when first asked for: a
+    client asking only for `totalCount` runs one statement, and edges and pageInfo, which
+    resolve concurrently, share one query."""
+
+    def __init__(self, *, first: int, after: Any | None) -> None:
+        self.first = first
+        self.after = after
+        self._rows: asyncio.Future[tuple[list[T], bool]] | None = None
+
+    async def fetch(self) -> list[T]:
+        """Up to `first + 1` rows after the cursor, in page order."""
+        raise NotImplementedError
+
+    async def count(self) -> int:
+        raise NotImplementedError
+
+    async def rows(self) -> tuple[list[T], bool]:
+        """The rows of the page, and whether another page follows."""
+        if self._rows is None:
+            self._rows = asyncio.ensure_future(self._split())
+        return await self._rows
+
+    async def _split(self) -> tuple[list[T], bool]:
+        rows = await self.fetch()
+        return rows[: self.first], len(rows) > self.first

@@ -7,7 +7,6 @@ contacts in Python.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -23,6 +22,7 @@ from api.contacts.service import ContactPage
 from api.core import policy, validation
 from api.core.errors import Forbidden
 from api.core.jobs import JobState
+from api.core.pagination import LazyPage
 from api.offices.models import Office
 from api.users.models import User
 
@@ -74,35 +74,26 @@ class CompanyStatusRow:
     contact_count: int
 
 
-class CompanyStatusPage:
+class CompanyStatusPage(LazyPage[CompanyStatusRow]):
     """Companies with contacts the caller sees, by company id; rows and count are each one
     statement, run only when asked for."""
 
     def __init__(self, actor: User, *, first: int, after: int | None) -> None:
+        super().__init__(first=first, after=after)
         self._query = _listed(actor).filter(company_id__isnull=False)
-        self._first = first
-        self._after = after
-        self._rows: asyncio.Future[tuple[list[CompanyStatusRow], bool]] | None = None
 
-    async def _fetch(self) -> tuple[list[CompanyStatusRow], bool]:
+    async def fetch(self) -> list[CompanyStatusRow]:
         page = self._query
-        if self._after is not None:
-            page = page.filter(company_id__gt=self._after)
+        if self.after is not None:
+            page = page.filter(company_id__gt=self.after)
         rows = (
             await page.group_by("company_id")
             .annotate(last=Max("status_updated_at"), n=Count("id"))
             .order_by("company_id")
-            .limit(self._first + 1)
+            .limit(self.first + 1)
             .values("company_id", "last", "n")
         )
-        found = [CompanyStatusRow(r["company_id"], r["last"], r["n"]) for r in rows]
-        return found[: self._first], len(found) > self._first
-
-    async def rows(self) -> tuple[list[CompanyStatusRow], bool]:
-        if self._rows is None:
-            # Edges and pageInfo resolve concurrently: both await the one query.
-            self._rows = asyncio.ensure_future(self._fetch())
-        return await self._rows
+        return [CompanyStatusRow(r["company_id"], r["last"], r["n"]) for r in rows]
 
     async def count(self) -> int:
         return await Company.filter(id__in=Subquery(self._query.values("company_id"))).count()
