@@ -16,6 +16,7 @@ from api.contacts.filters import search_text
 
 SEED = 20240601
 RISK = timedelta(days=90)  # the office's riskDays
+AUTO_INACTIVATE = timedelta(days=365)  # the office's autoInactivateDays
 OFFICE_NAME = "Bench Realty"
 ADMIN_EMAIL = "admin@bench-realty.example"
 
@@ -44,6 +45,18 @@ _ROOTS = _words(
     "mart lee pere thomp white harr sanch clark ramir lewi robin walk young"
 )
 _ENDINGS = _words("ski ska czyk ak ek iak son ton ley ez ers man er ins ford wood well ridge berg")
+# Addresses the audit reports as INVALID_EMAIL (one contact in 499 with an address): each
+# breaks one rule of api.core.validation.email. "{f}"/"{l}"/"{d}": first, last name, domain.
+BAD_EMAILS = (
+    "{f}..{l}@{d}",
+    "{f}.{l}@{d}.",
+    "{f} {l}@{d}",
+    "{f}.{l}@@{d}",
+    ".{f}{l}@{d}",
+    "{f}.{l}@-{d}",
+    "{f}_{l}@mail_{d}",
+    "{f}.{l}.{d}",
+)
 # A surname root about one contact in a hundred carries: the planner's hard case for `search`.
 COMMON_TERM = _ROOTS[0]
 DOMAINS = _words("gmail.com outlook.com wp.pl onet.pl yahoo.com proton.me icloud.com")
@@ -101,20 +114,23 @@ async def migrate() -> None:
 
 
 def _users(office_id: int, password_hash: str, now: datetime) -> list[tuple]:
-    """30 users: an admin, an office-wide agent, 26 agents with CRM ids, 2 without."""
+    """31 users: an admin, an office-wide agent, 26 agents with CRM ids, 2 without, and a
+    deactivated one whose CRM id (CRM-GONE0) unowned contacts still carry (OWNER_DEACTIVATED)."""
     rows = [
-        ("Bench Admin", ADMIN_EMAIL, "ADMIN", None, False, True, True),
-        ("Office Desk", "desk@bench-realty.example", "AGENT", "CRM-W01", True, False, False),
+        ("Bench Admin", ADMIN_EMAIL, "ADMIN", None, False, True, True, True),
+        ("Office Desk", "desk@bench-realty.example", "AGENT", "CRM-W01", True, False, False, True),
     ]
     for i in range(1, 27):
         rows.append((f"Agent {i:02d}", f"agent{i:02d}@bench-realty.example", "AGENT",
-                     f"CRM-A{i:02d}", False, i % 5 == 0, False))  # fmt: skip
+                     f"CRM-A{i:02d}", False, i % 5 == 0, False, True))  # fmt: skip
     for i in (27, 28):
         rows.append((f"Agent {i:02d}", f"agent{i:02d}@bench-realty.example", "AGENT",
-                     None, False, False, False))  # fmt: skip
+                     None, False, False, False, True))  # fmt: skip
+    rows.append(("Former Agent", "former@bench-realty.example", "AGENT", "CRM-GONE0",
+                 False, False, False, False))  # fmt: skip
     return [
-        (uid, office_id, email, name, password_hash, role, crm, wide, export, delete, True, now)
-        for uid, (name, email, role, crm, wide, export, delete) in enumerate(rows, start=1)
+        (uid, office_id, email, name, password_hash, role, crm, wide, export, delete, active, now)
+        for uid, (name, email, role, crm, wide, export, delete, active) in enumerate(rows, 1)
     ]
 
 
@@ -159,6 +175,9 @@ def _contacts(
             if rand() < 0.93
             else None
         )
+        if email and i % 499 == 0:
+            form = BAD_EMAILS[(i // 499) % len(BAD_EMAILS)]
+            email = form.format(f=first, l=last, d=DOMAINS[i % len(DOMAINS)]).lower()
         phone = f"+48 6{i % 100:02d} {(i * 7919) % 1000:03d} {(i * 104729) % 1000:03d}" if rand() < 0.7 else None  # fmt: skip
         company = companies[int(rand() * len(companies))] if rand() < 0.85 else None
         r = rand()
@@ -184,9 +203,13 @@ def _contacts(
         status_at = created + timedelta(seconds=age * rand()) if status else None
         last_activity = created + timedelta(seconds=age * rand()) if rand() < 0.6 else None
         archived = rand() < 0.005
-        # As the nightly audit leaves it (R18): at risk exactly when idle for riskDays.
+        # As the nightly audit leaves it (R18): at risk exactly when idle for riskDays, and
+        # inactivated (by the audit, when it crossed the line) when idle autoInactivateDays.
         idle_since = last_activity or created
         at_risk = idle_since + RISK if now - idle_since > RISK and not archived else None
+        if now - idle_since > AUTO_INACTIVATE and status != "INACTIVE" and not archived:
+            status, source = "INACTIVE", "AUDIT"
+            status_at = idle_since + AUTO_INACTIVATE
         rows.append(
             (
                 i,
@@ -270,11 +293,12 @@ async def build(url: str, *, contacts: int, companies: int = 2000) -> Office:
     conn = await asyncpg.connect(url)
     try:
         office_id = await conn.fetchval(
-            "INSERT INTO office (name, timezone, risk_days, stale_days, created_at)"
-            " VALUES ($1, 'Europe/Warsaw', $3, 180, $2) RETURNING id",
+            "INSERT INTO office (name, timezone, risk_days, stale_days, auto_inactivate_days,"
+            " created_at) VALUES ($1, 'Europe/Warsaw', $3, 180, $4, $2) RETURNING id",
             OFFICE_NAME,
             now,
             RISK.days,
+            AUTO_INACTIVATE.days,
         )
         users = _users(office_id, hash_password("bench-password"), now)
         await conn.copy_records_to_table("app_user", records=users, columns=USER_COLUMNS)
@@ -282,7 +306,7 @@ async def build(url: str, *, contacts: int, companies: int = 2000) -> Office:
         await conn.copy_records_to_table(
             "company", records=company_rows, columns=["id", "office_id", "name", "name_key"]
         )
-        owners = [(u[0], u[6]) for u in users if u[6]]
+        owners = [(u[0], u[6]) for u in users if u[6] and u[10]]
         rows = _contacts(office_id, contacts, owners, company_rows, now, rnd)
         timings["generate rows"] = time.perf_counter() - t0
 
