@@ -21,6 +21,7 @@ from api.core.context import Context
 from api.core.database import close_db, init_db
 from api.core.errors import Unauthenticated
 from api.schema import schema
+from api.transfers.routes import ROUTES as transfer_routes
 from api.users.auth import user_for_token
 
 log = logging.getLogger("api")
@@ -99,6 +100,7 @@ def create_app(*, embedded_workers: bool = True) -> Starlette:
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *transfer_routes,
         ],
         lifespan=lifespan,
     )

@@ -134,6 +134,95 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """`crm import FILE.csv --office NAME`: one ImportJob (R21), carried out here with a
+    progress bar, or by the workers (REDIS_URL) while this follows its progress."""
+    from api.core.database import close_db, init_db, migrate_db
+    from api.core.errors import AppError
+    from api.core.jobs import JobState
+    from api.core.settings import get_settings
+    from api.offices.models import Office
+    from api.transfers import importer
+    from api.transfers.models import ImportJob, ImportSource
+
+    tty = sys.stdout.isatty()
+    shown = {"line": ""}
+
+    def draw(job: ImportJob) -> None:
+        width = 30
+        done = job.processed / job.total if job.total else 1.0
+        bar = "#" * int(done * width)
+        line = (
+            f"[{bar:<{width}}] {done:4.0%} {job.processed:,}/{job.total:,} rows"
+            f"  created {job.created:,}  updated {job.updated:,}  refused {job.error_count:,}"
+        )
+        if line != shown["line"]:
+            print(("\r" if tty else "") + line, end="" if tty else "\n", flush=True)
+            shown["line"] = line
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        await migrate_db()
+        await close_db()
+        await init_db()
+        try:
+            office = await Office.get_or_none(name=args.office)
+            if office is None:
+                print(f"error: no office named {args.office!r}", file=sys.stderr)
+                return 2
+            try:
+                parsed = importer.parse_csv(data)
+                job = await importer.create_job(
+                    office.id,
+                    parsed.rows,
+                    source=ImportSource.CLI,
+                    file_name=path.name,
+                    unknown_columns=parsed.unknown_columns,
+                )
+            except AppError as exc:
+                print(f"error: {exc.message}", file=sys.stderr)
+                return 2
+            print(f"import {job.id}: {job.total:,} rows from {path.name} into {office.name!r}")
+            if parsed.unknown_columns:
+                print("ignored columns: " + ", ".join(parsed.unknown_columns))
+            if get_settings().redis_url:
+                await importer.enqueue(job)
+                print("queued; a `crm worker` carries it out (Ctrl-C stops watching, not the job)")
+                while job.state not in (JobState.DONE, JobState.FAILED):
+                    await asyncio.sleep(0.25)
+                    job = await ImportJob.filter(id=job.id).only(*importer.JOB_FIELDS).get()
+                    draw(job)
+            else:
+                try:
+                    job = await importer.execute_import(job.id, progress=draw) or job
+                except Exception:
+                    job = await ImportJob.filter(id=job.id).only(*importer.JOB_FIELDS).get()
+            draw(job)
+            if tty:
+                print()
+            errors = await importer.row_errors(job.id, first=20, after_row=None)
+            for error in errors:
+                print(f"row {error.row}, {error.field or '-'}: {error.message}")
+            if job.error_count > len(errors):
+                more = job.error_count - len(errors)
+                print(f"… and {more:,} more refused rows (importJob.errors lists them)")
+            print(
+                f"{job.state}: created {job.created:,}, updated {job.updated:,},"
+                f" unassigned {job.unassigned:,}, refused {job.error_count:,}"
+            )
+            return 0 if job.state == JobState.DONE else 1
+        finally:
+            await close_db()
+
+    return asyncio.run(run())
+
+
 def cmd_export_schema(args: argparse.Namespace) -> int:
     from api.schema import schema
 
@@ -176,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="fill a realistic demo office (idempotent)")
     p.add_argument("--contacts", type=int, default=3000)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("import", help="import a CRM's CSV export into an office")
+    p.add_argument("file", help="the CSV file (UTF-8, comma or semicolon, a header line)")
+    p.add_argument("--office", required=True, help="the office's name")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("export-schema", help="write the GraphQL SDL")
     p.add_argument("--output", default="schema.graphql", help="a path, or - for stdout")

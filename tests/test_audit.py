@@ -804,3 +804,14 @@ async def test_crm_worker_carries_out_a_requested_run(gql, world, tmp_path):
                 await proc.wait()
     await check_actor_result(gql, world, queued["id"], idle, fresh)
     assert await Discrepancy.filter(run_id=pk).count() == 0
+
+
+def test_the_invalid_email_index_predicate_matches_the_audit():
+    """The PostgreSQL partial index that keeps a quiet audit fast is used only while its
+    predicate reads exactly as the audit's own invalid-email condition."""
+    import importlib
+
+    from api.audit import service
+
+    migration = importlib.import_module("api.migrations.0005_audit_indexes")
+    assert service._INVALID_EMAIL.replace("c.email", "email") == migration.INVALID_EMAIL

@@ -1,6 +1,6 @@
 """The clock: an APScheduler that only enqueues actors. Every minute it records and enqueues
-the nightly audits that are due (api.audit.schedule); `crm clock` runs it alone, `crm serve`
-inside the API when REDIS_URL is unset."""
+the nightly audits that are due (api.audit.schedule) and sends again background jobs whose
+message was lost; `crm clock` runs it alone, `crm serve` inside the API when REDIS_URL is unset."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ log = logging.getLogger("workers.clock")
 
 
 async def tick() -> None:
+    """Enqueue the nightly audits that are due, and send again jobs whose message was lost."""
     from api.audit.schedule import enqueue_due
+    from api.transfers import exporter, importer
 
-    try:
-        for run in await enqueue_due():
-            log.info("nightly audit %s of office %s enqueued", run.night, run.office_id)
-    except Exception:  # the next tick tries again
-        log.exception("clock tick failed")
+    for step in (enqueue_due, importer.resend_lost, exporter.resend_lost):
+        try:
+            await step()
+        except Exception:  # one failing step must not stop the others; the next tick retries
+            log.exception("clock step %s failed", step.__name__)
 
 
 def build_scheduler() -> AsyncIOScheduler:

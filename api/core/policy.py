@@ -29,6 +29,11 @@ def may_export(user: User) -> bool:
     return is_admin(user) or user.can_export
 
 
+def may_import(user: User) -> bool:
+    """CRM imports (R21) write any contact of the office and re-derive owners: admins only."""
+    return is_admin(user)
+
+
 def may_delete(user: User) -> bool:
     return is_admin(user) or user.can_delete
 

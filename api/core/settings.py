@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     public_base_url: str = Field(default="http://localhost:8000", alias="PUBLIC_BASE_URL")
     secret_key_value: str | None = Field(default=None, alias="SECRET_KEY", repr=False)
     token_ttl_minutes: int = Field(default=12 * 60, alias="TOKEN_TTL_MINUTES", ge=5)
+    export_link_ttl_minutes: int = Field(default=15, alias="EXPORT_LINK_TTL_MINUTES", ge=1)
     login_max_failures_per_account: int = Field(default=5, alias="LOGIN_MAX_FAILURES_PER_ACCOUNT")
     login_max_failures_per_address: int = Field(default=20, alias="LOGIN_MAX_FAILURES_PER_ADDRESS")
     login_failure_window_seconds: int = Field(default=900, alias="LOGIN_FAILURE_WINDOW_SECONDS")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from api.core.errors import BadInput
 
@@ -13,6 +13,18 @@ _PHONE = re.compile(r"^\+?[0-9 ()./-]{3,30}(?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?$", 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Clocks drift: an activity logged "now" by a client a little ahead of us is not in the future.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# A subset of what email_validator accepts unchanged but for case: a dot-atom local part of
+# common characters, then hostname labels (no "--" anywhere, so no IDNA or R-LDH labels), the
+# last one starting and ending with a letter. Anything else takes the full check.
+_PLAIN_EMAIL = re.compile(
+    r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9]|-(?!-)){0,61}(?<!-)\.)+"
+    r"[A-Za-z](?:[A-Za-z0-9]|-(?!-)){0,61}(?<![-0-9])"
+)
+# Special-use names email_validator refuses: the fast path takes none of their addresses
+# (should a later list name a dotted domain, the fast path steps aside altogether).
+_RESERVED_TLDS = frozenset(d.lower() for d in SPECIAL_USE_DOMAIN_NAMES)
+_FAST_EMAIL = not any("." in d for d in _RESERVED_TLDS)
 
 
 def text(value: str | None, field: str, *, max_length: int, required: bool = False) -> str | None:
@@ -63,6 +75,14 @@ def email(value: str | None, field: str = "email", *, required: bool = False) ->
     value = text(value, field, max_length=254, required=required)
     if value is None:
         return None
+    if (
+        _FAST_EMAIL
+        and _PLAIN_EMAIL.fullmatch(value)
+        and value.rpartition(".")[2].lower() not in _RESERVED_TLDS
+    ):
+        # Fast path (bulk imports check ~10^5 addresses a second): a plain ASCII address
+        # that email_validator accepts as is; it would normalise it to the same lower case.
+        return value.lower()
     try:
         return validate_email(value, check_deliverability=False).normalized.lower()
     except EmailNotValidError:
