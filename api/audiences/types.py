@@ -9,6 +9,7 @@ import strawberry
 from api.contacts.types import ContactConnection, ContactFilter
 from api.core.errors import NotAvailable
 from api.core.graphql_types import Node
+from api.core.permissions import IsAuthenticated
 from api.users.types import UserType
 
 
@@ -37,7 +38,7 @@ class Audience(Node):
     )
     size: int
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[IsAuthenticated])
     def contacts(self, first: int | None = 50, after: str | None = None) -> ContactConnection:
         raise NotAvailable("Audiences")
 
@@ -52,18 +53,19 @@ class AudienceInput:
 @strawberry.type
 class AudienceQueries:
     @strawberry.field(
-        description="Audiences of the caller's own account; account: OFFICE lists the office-wide account's (admins and office-wide users; FORBIDDEN for others)."
+        permission_classes=[IsAuthenticated],
+        description="Audiences of the caller's own account; account: OFFICE lists the office-wide account's (admins and office-wide users; FORBIDDEN for others).",
     )
     def audiences(self, account: SendAccount | None = None) -> list[Audience]:
         raise NotAvailable("Audiences")
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[IsAuthenticated])
     def audience(self, id: strawberry.ID) -> Audience | None:
         raise NotAvailable("Audiences")
 
 
 @strawberry.type
 class AudienceMutations:
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
     def create_audience(self, input: AudienceInput) -> Audience:
         raise NotAvailable("Audiences")

@@ -10,6 +10,7 @@ import strawberry
 from api.audiences.types import Audience, SendAccount
 from api.core.errors import NotAvailable
 from api.core.graphql_types import Node, PageInfo
+from api.core.permissions import IsAuthenticated
 from api.users.types import UserType
 
 
@@ -76,25 +77,27 @@ class CampaignInput:
 
 @strawberry.type
 class CampaignQueries:
-    @strawberry.field
+    @strawberry.field(permission_classes=[IsAuthenticated])
     def campaign(self, id: strawberry.ID) -> Campaign | None:
         raise NotAvailable("Campaigns")
 
-    @strawberry.field
+    @strawberry.field(permission_classes=[IsAuthenticated])
     def campaigns(self, first: int | None = 20, after: str | None = None) -> CampaignConnection:
         raise NotAvailable("Campaigns")
 
 
 @strawberry.type
 class CampaignMutations:
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
     def create_campaign(self, input: CampaignInput) -> Campaign:
         raise NotAvailable("Campaigns")
 
-    @strawberry.mutation(description="Queues the send now, or at `at`.")
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated], description="Queues the send now, or at `at`."
+    )
     def send_campaign(self, id: strawberry.ID, at: datetime | None = None) -> Campaign:
         raise NotAvailable("Campaigns")
 
-    @strawberry.mutation
+    @strawberry.mutation(permission_classes=[IsAuthenticated])
     def cancel_campaign(self, id: strawberry.ID) -> Campaign:
         raise NotAvailable("Campaigns")
