@@ -6,9 +6,11 @@ under uvicorn (`crm serve`) and a plain Starlette JSON route (bench.plain_app) a
 sequential keep-alive requests (the contact list, search, counts and the reports of
 bench.reports), each measure beside raw SQL returning the same rows.
 SQL statements per request are counted at the wire (bench.pgwire) on a second start of
-both servers, so counting costs the timed runs nothing.
+both servers, so counting costs the timed runs nothing. Last, with no server running, the
+CSV export of the whole office and the CRM imports (bench.transfers), each beside raw COPY.
 
     python -m bench.run [--keep] [--reuse] [--requests 200] [--audit-runs 2] [--profile]
+                        [--import-rows 100000]
 """
 
 from __future__ import annotations
@@ -410,9 +412,11 @@ class Row:
     baseline_name: str
     baseline: Timing | None
     target: str
-    limit: float | None  # ratio limit, or absolute ms when absolute=True
+    limit: float | None  # ratio limit, absolute ms when absolute=True, rows/s when rate=True
     absolute: bool = False
     holds: bool = True  # a further condition of the target (the second audit changed nothing)
+    rows: int | None = None  # rows each run moves (both contenders): rows/s shown
+    rate: bool = False  # the limit is a floor of rows/s (rows over the median time)
 
     @property
     def ratio(self) -> float | None:
@@ -421,16 +425,59 @@ class Row:
     @property
     def verdict(self) -> str:
         if self.limit is None:
-            return "—"
-        value = self.result.median if self.absolute else self.ratio
-        return "pass" if value is not None and value <= self.limit and self.holds else "**FAIL**"
+            # A target that is a condition only (the re-run of an import changes nothing).
+            return "—" if self.target == "—" else ("pass" if self.holds else "**FAIL**")
+        if self.rate:
+            ok = self.rows is not None and self.rows / (self.result.median / 1000) >= self.limit
+        else:
+            value = self.result.median if self.absolute else self.ratio
+            ok = value is not None and value <= self.limit
+        return "pass" if ok and self.holds else "**FAIL**"
+
+    def shown(self, t: Timing | None) -> str:
+        text = _ms(t)
+        if t is None or self.rows is None:
+            return text
+        rate = f"{self.rows / (t.median / 1000):,.0f} rows/s"
+        return f"{text[:-1]}; {rate})" if text.endswith(")") else f"{text} ({rate})"
+
+    def cells(self) -> list[str]:
+        ratio = f"{self.ratio:.2f}×" if self.ratio is not None else "—"
+        return [
+            self.measure,
+            self.shown(self.result),
+            self.baseline_name,
+            self.shown(self.baseline),
+            ratio,
+            self.target,
+            self.verdict,
+        ]
 
     def line(self) -> str:
-        ratio = f"{self.ratio:.2f}×" if self.ratio is not None else "—"
-        base = f" vs {self.baseline_name} {_ms(self.baseline)}" if self.baseline else ""
-        return (
-            f"  {self.measure} [{self.target}]: {_ms(self.result)}{base} → {ratio} {self.verdict}"
-        )
+        measure, result, base_name, base, ratio, target, verdict = self.cells()
+        base = f" vs {base_name} {base}" if self.baseline else ""
+        return f"  {measure} [{target}]: {result}{base} → {ratio} {verdict}"
+
+
+@dataclass
+class TextRow:
+    """A row of the results table that is no timing (the export's memory)."""
+
+    measure: str
+    result: str
+    baseline_name: str
+    baseline: str
+    target: str
+    ok: bool | None  # None: no target
+
+    def cells(self) -> list[str]:
+        verdict = "—" if self.ok is None else ("pass" if self.ok else "**FAIL**")
+        return [self.measure, self.result, self.baseline_name, self.baseline, "—", self.target,
+                verdict]  # fmt: skip
+
+    def line(self) -> str:
+        measure, result, base_name, base, _, target, verdict = self.cells()
+        return f"  {measure} [{target}]: {result} vs {base_name} {base} → {verdict}"
 
 
 async def _build_or_reuse(args: argparse.Namespace, admin_url: str, db_url: str) -> Any:
@@ -691,6 +738,27 @@ async def run(args: argparse.Namespace) -> int:
                 office.office_id,
             )
 
+        # ---- the export and the imports (issue 3): last, nothing else runs beside them
+        from bench import transfers as bench_transfers
+
+        print("export of the whole office: raw COPY, then the app's job, each in a fresh process")
+        t = time.perf_counter()
+        export = await bench_transfers.measure_export(
+            db_url, office.office_id, office.admin_id, workdir / "data"
+        )
+        print(f"  {time.perf_counter() - t:.1f} s")
+        print(
+            f"imports of {args.import_rows:,} rows into a second office: raw COPY, then the"
+            " app's job (new rows, changed rows, the same file again)"
+        )
+        t = time.perf_counter()
+        imports = await bench_transfers.measure_imports(
+            db_url, rows=args.import_rows, keep=args.keep
+        )
+        print(f"  {time.perf_counter() - t:.1f} s")
+        for problem in imports.problems + export.problems:
+            print(f"  note: {problem}")
+
         rows = [
             Row(
                 f"`contacts(first: {PAGE})` with owner and company",
@@ -785,6 +853,7 @@ async def run(args: argparse.Namespace) -> int:
                     2.0,
                 )
             )
+        rows += transfer_rows(imports, export)
         write_report(
             Path(args.output),
             rows=rows,
@@ -800,6 +869,7 @@ async def run(args: argparse.Namespace) -> int:
             settle_s=settle_s,
             matches=matches,
             args=args,
+            transfers=bench_transfers.report_section(imports, export, office.contacts),
         )
         for r in rows:
             print(r.line())
@@ -828,6 +898,7 @@ async def run(args: argparse.Namespace) -> int:
 
         if args.profile:
             await profile(office, token, term)
+            await bench_transfers.profile_imports(db_url, rows=args.import_rows)
         return 0
     finally:
         if conn is not None:
@@ -842,6 +913,82 @@ async def run(args: argparse.Namespace) -> int:
         else:
             print(f"kept database {args.db}: rerun with --reuse, drop it with DROP DATABASE")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def transfer_rows(imports: Any, export: Any) -> list[Row | TextRow]:
+    """The results table's rows of issue 3: the imports against the raw COPY of the same rows
+    into `contact`, and the export's memory and time against a raw COPY of the same cells."""
+    n = imports.rows
+    raw = Timing([imports.raw["every index"][0]])
+    raw_name = "raw COPY of the new rows into `contact`, every index (rolled back)"
+    runs = imports.runs
+    ok = {
+        "new": (runs["new"].created, runs["new"].updated, runs["new"].errors) == (n, 0, 0),
+        "changed": (runs["changed"].created, runs["changed"].updated, runs["changed"].errors)
+        == (0, n, 0),
+        "rerun": (runs["rerun"].created, runs["rerun"].updated, runs["rerun"].errors) == (0, 0, 0),
+    }
+    out: list[Row | TextRow] = []
+    for key, measure in (
+        ("new", f"import of {n:,} new rows: `execute_import` (the worker's job), in process"),
+        ("changed", f"import of the same {n:,} rows changed (new phone, status moves)"),
+    ):
+        t = Timing([runs[key].ms])
+        out += [
+            Row(measure, t, raw_name, raw, "≥ 50,000 rows/s", 50_000, holds=ok[key], rows=n,
+                rate=True),
+            Row(measure, t, raw_name, raw, "≤ 4× raw COPY", 4.0, holds=ok[key], rows=n),
+        ]  # fmt: skip
+        if key == "changed":
+            out.append(
+                Row(
+                    measure,
+                    t,
+                    "hand-written SQL: staging COPY, history INSERT, one UPDATE … FROM",
+                    Timing([imports.raw_update[0]]),
+                    "—",
+                    None,
+                    rows=n,
+                )
+            )
+    out.append(
+        Row(
+            "import of the changed file again (must change nothing)",
+            Timing([runs["rerun"].ms]),
+            "—",
+            None,
+            "created 0, updated 0",
+            None,
+            holds=ok["rerun"],
+            rows=n,
+        )
+    )
+    app, raw_export = export.app, export.raw
+    label = (
+        f"export of {app.rows:,} contacts (the admin, no filter): `execute_export`, fresh process"
+    )
+    out += [
+        TextRow(
+            f"{label}, peak memory growth",
+            f"{app.growth_mb:.1f} MB (RSS {app.rss_before_kb / 1024:.0f} → peak"
+            f" {app.peak_kb / 1024:.0f} MB)",
+            "raw `COPY (SELECT …) TO STDOUT`, same cells, fresh process",
+            f"{raw_export.growth_mb:.1f} MB (RSS {raw_export.rss_before_kb / 1024:.0f} → peak"
+            f" {raw_export.peak_kb / 1024:.0f} MB)",
+            "< 100 MB",
+            app.growth_mb < 100 and not export.problems,
+        ),
+        Row(
+            f"{label}, time",
+            Timing([app.ms]),
+            "raw `COPY (SELECT …) TO STDOUT`, same cells, fresh process",
+            Timing([raw_export.ms]),
+            "—",
+            None,
+            rows=app.rows,
+        ),
+    ]
+    return out
 
 
 async def profile(office: Any, token: str, term: str) -> None:
@@ -898,7 +1045,7 @@ def _ms(t: Timing | None) -> str:
 def write_report(
     path: Path,
     *,
-    rows: list[Row],
+    rows: list[Row | TextRow],
     office: Any,
     sql_counts: dict[str, tuple[Conversation, Conversation | None]],
     report_counts: dict[str, tuple[Conversation, Conversation]],
@@ -911,6 +1058,7 @@ def write_report(
     settle_s: float,
     matches: dict[str, int],
     args: argparse.Namespace,
+    transfers: list[str],
 ) -> None:
     from bench import data
 
@@ -937,7 +1085,8 @@ def write_report(
         " request by request; one keep-alive httpx client"
         " per server; the caller is the office admin. One-minute load average"
         f" {load[0]:.2f} before timing, {load[1]:.2f} after (other work on the machine inflates"
-        " every number; the ratios are the sturdier figures). The status audit: see below",
+        " every number; the ratios are the sturdier figures). The status audit, the imports"
+        " and the export: see below",
         "",
         "## Results",
         "",
@@ -946,12 +1095,9 @@ def write_report(
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
-        ratio = f"{r.ratio:.2f}×" if r.ratio is not None else "—"
-        lines.append(
-            f"| {r.measure} | {_ms(r.result)} | {r.baseline_name} | {_ms(r.baseline)} |"
-            f" {ratio} | {r.target} | {r.verdict} |"
-        )
+        lines.append("| " + " | ".join(r.cells()) + " |")
     lines += audit_section(audit)
+    lines += transfers
     lines += [
         "",
         "## SQL statements per request",
@@ -1114,7 +1260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default="crm_bench")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="reuse a database kept with --keep")
-    parser.add_argument("--profile", action="store_true", help="pyinstrument the GraphQL path")
+    parser.add_argument(
+        "--profile", action="store_true", help="pyinstrument the GraphQL path and the imports"
+    )
+    parser.add_argument(
+        "--import-rows", type=int, default=100_000, help="rows of each timed import"
+    )
     parser.add_argument("--log-level", default="INFO", help="the servers' LOG_LEVEL")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
     args = parser.parse_args(argv)
@@ -1122,6 +1273,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--db: lower-case letters, digits and _ only")
     if args.audit_runs < 1:
         parser.error("--audit-runs: at least 1")
+    if args.import_rows < 1:
+        parser.error("--import-rows: at least 1")
     if args.reuse:
         args.keep = True
     # The bench process talks to the same database with the same key as the servers.
