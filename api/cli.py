@@ -56,6 +56,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         proxy_headers=True,
         log_level="info",
+        access_log=args.access_log,
     )
     return 0
 
@@ -243,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument(
+        "--no-access-log",
+        dest="access_log",
+        action="store_false",
+        help="no line per request (when a proxy in front already logs requests)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="run Dramatiq workers (needs REDIS_URL)")
