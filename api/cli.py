@@ -16,8 +16,9 @@ def _setup_logging() -> None:
     level = get_settings().log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":
-        # The ORM announces every connect and shutdown at INFO.
+        # The ORM announces every connect and shutdown, the scheduler every tick, at INFO.
         logging.getLogger("tortoise").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 async def _with_db(coro_factory):  # type: ignore[no-untyped-def]

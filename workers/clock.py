@@ -14,6 +14,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 log = logging.getLogger("workers.clock")
 
 
+# Set after the first tick of this process (the catch-up after a start).
+_ticked = asyncio.Event()
+
+
 async def tick() -> None:
     """Enqueue the nightly audits that are due, and send again jobs whose message was lost."""
     from api.audit.schedule import enqueue_due
@@ -21,9 +25,16 @@ async def tick() -> None:
 
     for step in (enqueue_due, importer.resend_lost, exporter.resend_lost):
         try:
-            await step()
+            done = await step()
         except Exception:  # one failing step must not stop the others; the next tick retries
             log.exception("clock step %s failed", step.__name__)
+            continue
+        if step is enqueue_due:
+            for run in done:
+                log.info("nightly audit of office %s for %s enqueued", run.office_id, run.night)
+    if not _ticked.is_set():
+        _ticked.set()
+        log.info("first tick done: due audits caught up")
 
 
 def build_scheduler() -> AsyncIOScheduler:
