@@ -7,12 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +19,7 @@ from api.contacts.models import Contact, ContactStatus, StatusChange
 from api.core import ids
 from api.core.jobs import JobState
 from tests.conftest import assert_clean, error_codes, make_user
-
-ROOT = Path(__file__).resolve().parent.parent
-CRM_WORKER = [sys.executable, "-m", "api.cli", "worker", "--processes", "1", "--threads", "1"]
+from tests.workers_for_tests import crm_worker, drain_in_process, wait_until_finished
 
 RUN = """
 mutation($dryRun: Boolean) {
@@ -755,20 +749,9 @@ async def check_actor_result(gql: Any, world: Any, run_id: str, idle: Any, fresh
 async def test_embedded_worker_carries_out_a_requested_run(gql, world):
     """R18, embedded default: runStatusAudit reaches the in-process worker, which runs the
     actor on the app's own event loop."""
-    import anyio
-
-    from workers.broker import EmbeddedWorker, setup_broker
-
-    broker = setup_broker()
     idle, fresh = await seed_for_actor(gql, world)
     queued = (await gql.ok(RUN, as_=world.admin))["runStatusAudit"]
-    worker = EmbeddedWorker(broker)
-    worker.start()
-    try:
-        # The loop stays free to run the actor while a thread waits for the queue to drain.
-        await anyio.to_thread.run_sync(lambda: broker.join("audit", timeout=20_000))
-    finally:
-        await worker.stop()
+    await drain_in_process("audit")
     await check_actor_result(gql, world, queued["id"], idle, fresh)
 
 
@@ -778,30 +761,11 @@ async def test_crm_worker_carries_out_a_requested_run(gql, world, tmp_path):
     Redis, and the run it carries out lands in the database."""
     idle, fresh = await seed_for_actor(gql, world)
     log_path = tmp_path / "worker.log"
-    with log_path.open("w") as output:
-        proc = await asyncio.create_subprocess_exec(
-            *CRM_WORKER, cwd=ROOT, env=dict(os.environ), stdout=output, stderr=output
-        )
-    try:
+    async with crm_worker(log_path) as proc:
         queued = (await gql.ok(RUN, as_=world.admin))["runStatusAudit"]
         pk = ids.decode("AuditRun", queued["id"])
-        deadline = time.monotonic() + 60
-        state = JobState.QUEUED
-        while time.monotonic() < deadline and proc.returncode is None:
-            state = (await AuditRun.get(id=pk)).state
-            if state in (JobState.DONE, JobState.FAILED):
-                break
-            await asyncio.sleep(0.05)
+        state = await wait_until_finished(AuditRun, pk, proc)
         assert state == JobState.DONE, log_path.read_text()
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     await check_actor_result(gql, world, queued["id"], idle, fresh)
     assert await Discrepancy.filter(run_id=pk).count() == 0
 

@@ -13,12 +13,8 @@ import csv
 import io
 import json
 import os
-import signal
-import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,9 +28,7 @@ from api.transfers import exporter, links
 from api.transfers.models import AuditLogEntry, ExportJob
 from api.users.models import User
 from tests.conftest import assert_clean, error_codes, make_user, the_error
-
-ROOT = Path(__file__).resolve().parent.parent
-CRM_WORKER = [sys.executable, "-m", "api.cli", "worker", "--processes", "1", "--threads", "1"]
+from tests.workers_for_tests import crm_worker, drain_in_process, wait_until_finished
 
 EXPORT = """
 mutation($filter: ContactFilter) {
@@ -705,20 +699,10 @@ async def check_worker_result(gql: Any, client: Any, world: Any, job: dict[str, 
 async def test_embedded_worker_carries_out_a_requested_export(gql, client, world):
     """R12, embedded default: exportContacts reaches the in-process worker, which runs the
     actor on the app's own event loop."""
-    import anyio
-
-    from workers.broker import EmbeddedWorker, setup_broker
-
-    broker = setup_broker()
     await world.contact(owner=world.agent)
     await world.contact(owner=None)
     job = await request(gql, world.admin)
-    worker = EmbeddedWorker(broker)
-    worker.start()
-    try:
-        await anyio.to_thread.run_sync(lambda: broker.join("exports", timeout=20_000))
-    finally:
-        await worker.stop()
+    await drain_in_process("exports")
     await check_worker_result(gql, client, world, job)
 
 
@@ -729,28 +713,9 @@ async def test_crm_worker_carries_out_a_requested_export(gql, client, world, tmp
     await world.contact(owner=world.agent)
     await world.contact(owner=None)
     log_path = tmp_path / "worker.log"
-    with log_path.open("w") as output:
-        proc = await asyncio.create_subprocess_exec(
-            *CRM_WORKER, cwd=ROOT, env=dict(os.environ), stdout=output, stderr=output
-        )
-    try:
+    async with crm_worker(log_path) as proc:
         job = await request(gql, world.admin)
-        deadline = time.monotonic() + 60
-        state = JobState.QUEUED
-        while time.monotonic() < deadline and proc.returncode is None:
-            state = (await ExportJob.get(id=pk(job))).state
-            if state in (JobState.DONE, JobState.FAILED):
-                break
-            await asyncio.sleep(0.05)
+        state = await wait_until_finished(ExportJob, pk(job), proc)
         assert state == JobState.DONE, log_path.read_text()
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     await check_worker_result(gql, client, world, job)
     assert await AuditLogEntry.filter(export_job_id=pk(job)).count() == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 import time
 import uuid
@@ -24,10 +23,10 @@ from api.transfers import importer
 from api.transfers.models import ImportJob, ImportRowError, ImportSource
 from api.users.auth import issue_token
 from tests.conftest import assert_clean, error_codes, make_user
+from tests.workers_for_tests import crm_worker, drain_in_process, wait_until_finished
 
 ROOT = Path(__file__).resolve().parent.parent
 CRM = [sys.executable, "-m", "api.cli"]
-CRM_WORKER = [*CRM, "worker", "--processes", "1", "--threads", "1"]
 
 JOB_FIELDS = """
   id state total processed created updated unassigned errorCount unknownColumns source
@@ -937,21 +936,11 @@ async def test_crm_import_carries_the_job_out_with_a_progress_bar(gql, world, tm
 async def test_embedded_worker_carries_out_an_import(gql, world):
     """R21, embedded default: importContacts reaches the in-process worker, which carries
     the job out on the app's own event loop."""
-    import anyio
-
-    from workers.broker import EmbeddedWorker, setup_broker
-
-    broker = setup_broker()
     keys = [ext() for _ in range(3)]
     job = await request(
         gql, world.admin, [{"externalId": k, "firstName": "E", "lastName": "W"} for k in keys]
     )
-    worker = EmbeddedWorker(broker)
-    worker.start()
-    try:
-        await anyio.to_thread.run_sync(lambda: broker.join("imports", timeout=20_000))
-    finally:
-        await worker.stop()
+    await drain_in_process("imports")
     done = await read_job(gql, world.admin, job["id"])
     assert done["state"] == "DONE" and counts(done) == (3, 0, 3, 0)
     assert set(await contacts(gql, world.admin)) == set(keys)
@@ -963,23 +952,13 @@ async def test_crm_worker_carries_out_imports_from_graphql_and_the_cli(gql, worl
     Redis; `crm import` enqueues its job too and follows its progress until the worker is
     done."""
     log_path = tmp_path / "worker.log"
-    with log_path.open("w") as output:
-        proc = await asyncio.create_subprocess_exec(
-            *CRM_WORKER, cwd=ROOT, env=dict(os.environ), stdout=output, stderr=output
-        )
-    try:
+    async with crm_worker(log_path) as proc:
         keys = [ext() for _ in range(4)]
         job = await request(
             gql, world.admin, [{"externalId": k, "firstName": "R", "lastName": "W"} for k in keys]
         )
         pk = ids.decode("ImportJob", job["id"])
-        deadline = time.monotonic() + 60
-        state = JobState.QUEUED
-        while time.monotonic() < deadline and proc.returncode is None:
-            state = (await ImportJob.filter(id=pk).only("id", "state").get()).state
-            if state in (JobState.DONE, JobState.FAILED):
-                break
-            await asyncio.sleep(0.05)
+        state = await wait_until_finished(ImportJob, pk, proc)
         assert state == JobState.DONE, log_path.read_text()
         assert counts(await read_job(gql, world.admin, job["id"])) == (4, 0, 4, 0)
 
@@ -988,12 +967,3 @@ async def test_crm_worker_carries_out_imports_from_graphql_and_the_cli(gql, worl
         assert code == 0, output + log_path.read_text()
         assert "DONE: created 3, updated 0, unassigned 0, refused 1" in output
         assert set(await contacts(gql, world.agent)) == set(cli_keys)
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
