@@ -213,8 +213,7 @@ async def set_status(
                 policy.require_not_inactive(contact)
         else:
             policy.require_contact_editable(actor, contact)
-        if contact.archived:
-            raise Conflict("The contact is archived; restore it first")
+        policy.require_status_changeable(contact)
         changed = await change_status(
             contact,
             status,

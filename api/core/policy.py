@@ -78,12 +78,26 @@ def require_contact_editable(user: User, contact: Contact) -> None:
         raise Forbidden("Only the contact's owner or an admin can change this contact")
 
 
-def require_not_inactive(contact: Contact) -> None:
-    """R9: an inactive contact is read-only."""
+INACTIVE_READ_ONLY = "The contact is inactive and read-only; reactivate it first"
+ARCHIVED_STATUS_WAITS = "The contact is archived; restore it first"
+
+
+def is_read_only(status: str | None) -> bool:
+    """R9: an inactive contact is read-only (its status may still be set back to ACTIVE)."""
     from api.contacts.models import ContactStatus
 
-    if contact.status == ContactStatus.INACTIVE:
-        raise Conflict("The contact is inactive and read-only; reactivate it first")
+    return status == ContactStatus.INACTIVE
+
+
+def require_not_inactive(contact: Contact) -> None:
+    if is_read_only(contact.status):
+        raise Conflict(INACTIVE_READ_ONLY)
+
+
+def require_status_changeable(contact: Contact) -> None:
+    """An archived contact's status waits for its restoring."""
+    if contact.archived:
+        raise Conflict(ARCHIVED_STATUS_WAITS)
 
 
 def may_reactivate(user: User, contact: Contact) -> bool:

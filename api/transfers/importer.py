@@ -411,11 +411,6 @@ _STORED_COLUMNS = (
     "SELECT c.external_id, c.id, c.first_name, c.last_name, c.email, c.phone, c.company_id,"
     " co.name_key, co.name, c.crm_owner_id, c.owner_id, c.owner_source, c.status, c.archived"
 )
-_INACTIVE = ContactStatus.INACTIVE.value
-_REFUSED = {
-    "inactive": "The contact is inactive and read-only; reactivate it first",
-    "archived": "The contact is archived; restore it first",
-}
 # Column order of the contacts a batch creates (all NOT NULL ones included).
 _NEW_COLUMNS = (
     "office_id",
@@ -591,11 +586,11 @@ class _Store:
             else:
                 changed = None
             status_moves = status != old.status
-            if old.status == _INACTIVE:
+            if policy.is_read_only(old.status):
                 if changed is not None:
                     # R9: an inactive contact's fields and owner stay; reactivating it (an
                     # admin may) is all a row can do.
-                    errors.append(RowError(number, changed, _REFUSED["inactive"]))
+                    errors.append(RowError(number, changed, policy.INACTIVE_READ_ONLY))
                     continue
                 if not status_moves:
                     continue
@@ -603,7 +598,7 @@ class _Store:
                 continue  # unchanged
             if status_moves and old.archived:
                 # As setContactStatus: an archived contact's status waits for its restoring.
-                errors.append(RowError(number, "status", _REFUSED["archived"]))
+                errors.append(RowError(number, "status", policy.ARCHIVED_STATUS_WAITS))
                 continue
             if key is not None and key != old.company_key and key not in wanted:
                 wanted[key] = company  # type: ignore[assignment]
