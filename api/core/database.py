@@ -17,6 +17,8 @@ MODEL_MODULES = [
     "api.contacts.models",
     "api.audit.models",
     "api.transfers.models",
+    "api.audiences.models",
+    "api.campaigns.models",
 ]
 
 

@@ -126,3 +126,29 @@ def require_user_patch_allowed(actor: User, target: User, changed: set[str]) -> 
     if actor.id == target.id and changed <= SELF_EDITABLE_USER_FIELDS:
         return
     raise Forbidden("Only admins change users and their rights")
+
+
+# --- audiences and campaigns (R3, R13, R14) ------------------------------------------------
+
+
+def may_use_office_account(user: User) -> bool:
+    """The office-wide account's audiences and campaigns: admins and office-wide users (R3, R14)."""
+    return sees_whole_office(user)
+
+
+def may_see_account_item(user: User, office_id: int, account: str, holder_id: int | None) -> bool:
+    """An audience or campaign of `account`: the office-wide one for those with office-wide
+    access, a user's own for that user and admins. Anything else answers NOT_FOUND (R1)."""
+    if office_id != user.office_id:
+        return False
+    if account == "OFFICE":
+        return may_use_office_account(user)
+    return holder_id == user.id or is_admin(user)
+
+
+def may_change_account_item(user: User, account: str, holder_id: int | None) -> bool:
+    """Create, change, send or cancel in an account: its holder, or office-wide access for the
+    office-wide account. Admins read agents' own audiences and campaigns but do not act in them."""
+    if account == "OFFICE":
+        return may_use_office_account(user)
+    return holder_id == user.id

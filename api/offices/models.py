@@ -15,6 +15,8 @@ class Office(Model):
     stale_days = fields.IntField(default=DEFAULT_STALE_DAYS)
     # None: the nightly audit never moves contacts to INACTIVE by itself.
     auto_inactivate_days = fields.IntField(null=True)
+    # From and Reply-To of OFFICE campaigns; MAIL_FROM when unset.
+    sender_email = fields.CharField(max_length=254, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
