@@ -17,6 +17,7 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from api.campaigns.routes import ROUTES as campaign_routes
 from api.core.context import Context
 from api.core.database import close_db, init_db
 from api.core.errors import Unauthenticated
@@ -101,6 +102,7 @@ def create_app(*, embedded_workers: bool = True) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             *transfer_routes,
+            *campaign_routes,
         ],
         lifespan=lifespan,
     )

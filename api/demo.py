@@ -258,6 +258,7 @@ async def load_demo(
             if not agent.active:
                 await update_user(admin, user.id, UserChanges(active=False))
         summary = await _load_contacts(office, admin.id, users_by_crm, contacts, rng, now)
+        await _load_campaigns(admin, users_by_crm)
     seconds = time.perf_counter() - started
     _print_summary(office, summary, seconds)
     await _print_logins(office.id)
@@ -460,10 +461,10 @@ def _plan_contact(
     for at, kind in zip(times, kinds, strict=True):
         events.append((at, 0, {"kind": kind, "note": _note(rng, kind)}))
     if unsubscribe:
-        # The last campaign, then the unsubscribe link in it (recorded as a click, R17).
+        # The last campaign, then the unsubscribe link in it (R17).
         last_at = times[-1]
         sent_at = _between(rng, max(created, last_at - timedelta(hours=20)), last_at)
-        events[-1] = (last_at, 0, {"kind": ActivityKind.EMAIL_CLICKED, "note": "Unsubscribed"})
+        events[-1] = (last_at, 0, {"kind": ActivityKind.UNSUBSCRIBED, "note": "Unsubscribed"})
         events.append(
             (sent_at, 0, {"kind": ActivityKind.EMAIL_SENT, "note": rng.choice(CAMPAIGNS)})
         )
@@ -598,6 +599,64 @@ def _simulate_idle(plan: _Plan, *, created: datetime, end: datetime, office: Off
     _audit(plan, created=created, until=end)
     risky_from = _idle_since(plan, created) + timedelta(days=office.risk_days)
     plan.contact.at_risk_since = risky_from if risky_from <= end else None
+
+
+DEMO_CAMPAIGN_BODY = """<p>Dear {{ first_name }},</p>
+<p>Spring is the busiest season on the market. Here is what sold near you this month, and
+what is coming up.</p>
+<p><a href="https://example.com/market-report">Read the market report</a></p>
+<p>Warm regards,<br>{{ agent_name }}, {{ office_name }}</p>"""
+
+
+async def _load_campaigns(admin: User, users_by_crm: dict[str, int]) -> None:
+    """A custom audience and draft campaigns, ready to send from the office-wide account
+    and from an agent's own account."""
+    from api.audiences.models import SendAccount
+    from api.audiences.service import create_audience, system_audience
+    from api.campaigns.models import SenderMode
+    from api.campaigns.service import CampaignDraft, create_campaign
+    from api.contacts.filters import ContactFilterSpec
+
+    at_risk = await create_audience(
+        admin,
+        "Going cold (at risk)",
+        SendAccount.OFFICE,
+        ContactFilterSpec(at_risk=True),
+    )
+    unassigned = await system_audience(admin.office_id, SendAccount.OFFICE, None, "unassigned")
+    await create_campaign(
+        admin,
+        SendAccount.OFFICE,
+        CampaignDraft(
+            name="Spring market update (unassigned contacts)",
+            subject="The spring market, {{ first_name }}",
+            body_html=DEMO_CAMPAIGN_BODY,
+            audience_id=unassigned.id,
+        ),
+    )
+    await create_campaign(
+        admin,
+        SendAccount.OFFICE,
+        CampaignDraft(
+            name="Win-back, from each contact's own agent",
+            subject="It has been a while, {{ first_name }}",
+            body_html=DEMO_CAMPAIGN_BODY,
+            audience_id=at_risk.id,
+            sender_mode=SenderMode.OWNER_OR_OFFICE,
+        ),
+    )
+    agent = await User.get(id=next(iter(users_by_crm.values())))
+    mine = await system_audience(agent.office_id, SendAccount.USER, agent.id, "mine")
+    await create_campaign(
+        agent,
+        SendAccount.USER,
+        CampaignDraft(
+            name="My spring newsletter",
+            subject="News from {{ agent_name }}",
+            body_html=DEMO_CAMPAIGN_BODY,
+            audience_id=mine.id,
+        ),
+    )
 
 
 def _print_summary(office: Office, s: _Summary, seconds: float) -> None:

@@ -34,6 +34,8 @@ class ActivityKind(StrEnum):
     MEETING = "MEETING"
     WEBINAR_ATTENDED = "WEBINAR_ATTENDED"
     DEAL = "DEAL"
+    # The contact used the unsubscribe link of a campaign message (R17); not engagement.
+    UNSUBSCRIBED = "UNSUBSCRIBED"
 
 
 # The contact acted (glossary: engagement); these drive R10.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
@@ -14,6 +15,7 @@ from tortoise.transactions import in_transaction
 from api.contacts import ownership
 from api.contacts.filters import ContactFilterSpec, filter_q, search_text
 from api.contacts.models import (
+    ENGAGEMENT_KINDS,
     Activity,
     ActivityKind,
     Company,
@@ -23,7 +25,7 @@ from api.contacts.models import (
     StatusSource,
 )
 from api.contacts.status import change_status, engagement_target
-from api.core import policy, validation
+from api.core import database, policy, validation
 from api.core.errors import BadInput, Conflict, Forbidden, NotFound
 from api.core.pagination import LazyPage
 from api.users.models import User
@@ -297,22 +299,50 @@ async def log_activity(
     """Record an activity (allowed on inactive contacts too) and apply R10."""
     at = validation.past_or_now(at, "at")
     note = validation.text(note, "note", max_length=5000)
+    if kind == ActivityKind.UNSUBSCRIBED:
+        # Only the contact unsubscribes, through the link in a message; a logged one would
+        # claim an unsubscribe that never set the flag sends obey.
+        raise BadInput("Unsubscribes come only from the link in a campaign message", field="kind")
     async with in_transaction():
-        contact = await get_visible(actor, contact_id)
-        activity = await Activity.create(
-            office_id=contact.office_id,
-            contact_id=contact.id,
-            kind=kind,
+        # Locked: two activities at once must not both read the old status (R8 history).
+        contact = await Contact.select_for_update(no_key=True).get_or_none(
+            id=contact_id, office_id=actor.office_id
+        )
+        policy.require_contact_visible(actor, contact)
+        return await record_activity(
+            contact,
+            kind,
             at=at,
             note=note,
             user_id=source_user_id if source_user_id is not None else actor.id,
         )
-        await touch_activity(contact, at)
-        target = engagement_target(contact, kind)
-        if target is not None and await change_status(
-            contact, target, source=StatusSource.ENGAGEMENT, at=at, reason=kind.value
-        ):
-            await contact.save(update_fields=["status", "status_source", "status_updated_at"])
+
+
+async def record_activity(
+    contact: Contact,
+    kind: ActivityKind,
+    *,
+    at: datetime,
+    note: str | None = None,
+    user_id: int | None = None,
+) -> Activity:
+    """R10, the one home of "an activity happened": the Activity row, lastActivityAt moved
+    forward (never back), atRiskSince cleared, and engagement's status change. The caller
+    holds the transaction and, where others may change the contact meanwhile, its row lock."""
+    activity = await Activity.create(
+        office_id=contact.office_id,
+        contact_id=contact.id,
+        kind=kind,
+        at=at,
+        note=note,
+        user_id=user_id,
+    )
+    await touch_activity(contact, at)
+    target = engagement_target(contact, kind)
+    if target is not None and await change_status(
+        contact, target, source=StatusSource.ENGAGEMENT, at=at, reason=kind.value
+    ):
+        await contact.save(update_fields=["status", "status_source", "status_updated_at"])
     return activity
 
 
@@ -325,6 +355,76 @@ async def touch_activity(contact: Contact, at: datetime) -> None:
     if contact.last_activity_at is None or contact.last_activity_at < at:
         contact.last_activity_at = at
     contact.at_risk_since = None
+
+
+async def record_activities_bulk(
+    office_id: int,
+    kind: ActivityKind,
+    items: list[tuple[int, int | None]],
+    *,
+    at: datetime,
+    note: str | None = None,
+) -> None:
+    """One activity of `kind` per (contact id, user id) in `items`, in two statements: one
+    insert of the activities, one update of the contacts (R10's lastActivityAt and atRiskSince).
+    Only for kinds that are not engagement (no status changes here). Contacts of other offices
+    are left out. The caller holds the transaction."""
+    if kind in ENGAGEMENT_KINDS:
+        raise ValueError(f"{kind} is engagement: record it with record_activity")
+    if not items:
+        return
+    if at.tzinfo is None:
+        raise ValueError("`at` needs a time zone")
+    # Stored in UTC: SQLite compares times as text, so every stored time shares one offset.
+    at = at.astimezone(UTC)
+    now = datetime.now(UTC)
+    contact_ids = [contact_id for contact_id, _ in items]
+    if database.dialect() == "postgres":
+        await database.execute(
+            "INSERT INTO activity (office_id, contact_id, kind, at, note, user_id, created_at)"
+            " SELECT $1, s.contact_id, $2, $3, $4, s.user_id, $5"
+            " FROM unnest($6::bigint[], $7::bigint[]) AS s(contact_id, user_id)"
+            " JOIN contact c ON c.id = s.contact_id AND c.office_id = $1",
+            office_id,
+            kind.value,
+            at,
+            note,
+            now,
+            contact_ids,
+            [user_id for _, user_id in items],
+        )
+        # Rows locked in id order: two batches touching the same contacts never deadlock.
+        await database.execute(
+            "UPDATE contact SET at_risk_since = NULL, last_activity_at = CASE"
+            " WHEN last_activity_at IS NULL OR last_activity_at < $2 THEN $2"
+            " ELSE last_activity_at END WHERE id IN (SELECT id FROM contact"
+            " WHERE office_id = $1 AND id = ANY($3::bigint[]) ORDER BY id FOR NO KEY UPDATE)",
+            office_id,
+            at,
+            contact_ids,
+        )
+        return
+    await database.execute(
+        "INSERT INTO activity (office_id, contact_id, kind, at, note, user_id, created_at)"
+        " SELECT $1, c.id, $2, $3, $4, json_extract(s.value, '$[1]'), $5"
+        " FROM json_each($6) AS s JOIN contact c"
+        " ON c.id = json_extract(s.value, '$[0]') AND c.office_id = $1",
+        office_id,
+        kind.value,
+        at,
+        note,
+        now,
+        orjson.dumps(items).decode(),
+    )
+    await database.execute(
+        "UPDATE contact SET at_risk_since = NULL, last_activity_at = CASE"
+        " WHEN last_activity_at IS NULL OR last_activity_at < $2 THEN $2"
+        " ELSE last_activity_at END"
+        " WHERE office_id = $1 AND id IN (SELECT value FROM json_each($3))",
+        office_id,
+        at,
+        orjson.dumps(contact_ids).decode(),
+    )
 
 
 async def activities_page(
