@@ -21,7 +21,7 @@ from strawberry.tools import merge_types
 
 from api.audiences.types import AudienceMutations, AudienceQueries
 from api.audit.schema import AuditMutations, AuditQueries
-from api.campaigns.types import CampaignMutations, CampaignQueries
+from api.campaigns.schema import CampaignMutations, CampaignQueries
 from api.contacts.schema import ContactMutations, ContactQueries
 from api.core.graphql_extensions import ErrorCodes, cost_limit_rule
 from api.core.graphql_types import resolve_attribute

@@ -239,3 +239,22 @@ async def test_demo_logins_work(gql, demo):
 
     body = await gql(LOGIN, {"email": gone.email, "password": DEMO_PASSWORD})
     assert error_codes(body) == ["UNAUTHENTICATED"]
+
+
+async def test_demo_has_campaigns_ready_to_send(gql, demo):
+    """Draft campaigns in the office-wide account and an agent's own, with live audiences."""
+    office = demo["office"]
+    admin = await User.get(office_id=office.id, role=Role.ADMIN)
+    data = await gql.ok(
+        "{ campaigns { edges { node { name state account audience { name size } } } } }",
+        as_=admin,
+    )
+    campaigns = [e["node"] for e in data["campaigns"]["edges"]]
+    assert {c["account"] for c in campaigns} == {"OFFICE", "USER"}
+    assert {c["state"] for c in campaigns} == {"DRAFT"}
+    unassigned = await Contact.filter(office_id=office.id, owner_id=None, archived=False).count()
+    by_name = {c["name"]: c for c in campaigns}
+    assert by_name["Spring market update (unassigned contacts)"]["audience"] == {
+        "name": "Unassigned contacts",
+        "size": unassigned,
+    }

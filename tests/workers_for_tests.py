@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,15 @@ async def drain_in_process(queue: str) -> None:
 
 
 @asynccontextmanager
-async def crm_worker(log_path: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A real `crm worker` process (this run's DATABASE_URL, SECRET_KEY and REDIS_URL) for
-    the block's duration; its output goes to `log_path`."""
-    with log_path.open("w") as output:
+async def crm_worker(
+    log_path: Path, *, env: dict[str, str] | None = None, threads: int = 1
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A real `crm worker` process (this run's DATABASE_URL, SECRET_KEY and REDIS_URL, and
+    `env` on top) for the block's duration; its output goes to `log_path`."""
+    command = [*CRM_WORKER[:-1], str(threads)]
+    with log_path.open("a") as output:
         proc = await asyncio.create_subprocess_exec(
-            *CRM_WORKER, cwd=ROOT, env=dict(os.environ), stdout=output, stderr=output
+            *command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=output, stderr=output
         )
     try:
         yield proc
@@ -54,6 +57,20 @@ async def crm_worker(log_path: Path) -> AsyncIterator[asyncio.subprocess.Process
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+def kill_hard(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL a `crm worker` and the worker processes it forked, as a crash would."""
+    pids = [proc.pid]
+    for pid in pids:  # grows while walking: children, grandchildren
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        pids.extend(int(c) for c in children)
+    for pid in reversed(pids):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 async def wait_until_finished(

@@ -6,6 +6,7 @@ from workers.broker import setup_broker
 broker = setup_broker()
 
 from workers import audit  # noqa: E402  (actors register with the broker set up above)
+from workers import campaigns as campaigns  # noqa: E402
 from workers import exports as exports  # noqa: E402
 from workers import imports as imports  # noqa: E402
 

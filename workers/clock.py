@@ -1,6 +1,7 @@
 """The clock: an APScheduler that only enqueues actors. Every minute it records and enqueues
-the nightly audits that are due (api.audit.schedule) and sends again background jobs whose
-message was lost; `crm clock` runs it alone, `crm serve` inside the API when REDIS_URL is unset."""
+the nightly audits that are due (api.audit.schedule), starts scheduled campaigns, and sends
+again background jobs and campaign batches whose message was lost; `crm clock` runs it
+alone, `crm serve` inside the API when REDIS_URL is unset."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ _ticked = asyncio.Event()
 async def tick() -> None:
     """Enqueue the nightly audits that are due, and send again jobs whose message was lost."""
     from api.audit.schedule import enqueue_due
+    from api.campaigns import service as campaigns
     from api.transfers import exporter, importer
 
-    for step in (enqueue_due, importer.resend_lost, exporter.resend_lost):
+    for step in (enqueue_due, importer.resend_lost, exporter.resend_lost, campaigns.resend_lost):
         try:
             done = await step()
         except Exception:  # one failing step must not stop the others; the next tick retries

@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 
 from api.audit.models import AuditRun, AuditTrigger, Discrepancy, DiscrepancyKind
 from api.contacts.models import ENGAGEMENT_KINDS
-from api.core import policy
+from api.core import policy, validation
 from api.core.database import execute, fetch
 from api.core.errors import Forbidden
 from api.core.jobs import JobState
@@ -32,26 +32,7 @@ _IDLE_SINCE = "COALESCE(last_activity_at, created_at)"
 _LISTED = "office_id = $1 AND archived = false"
 # Contacts the audit inactivates: listed, not already inactive, idle since the cutoff ($2).
 _INACTIVATE_WHERE = f"{_LISTED} AND (status IS NULL OR status = 'ACTIVE') AND {_IDLE_SINCE} < $2"
-# What the API's address check (api.core.validation.email) refuses, as patterns SQL can
-# apply to a million rows at once: no local part or dotted domain, spaces, two @, empty
-# labels, labels starting or ending with a hyphen, underscores in the domain.
-_INVALID_EMAIL_PATTERNS = (
-    "%..%",
-    ".%",
-    "%.",
-    "%.@%",
-    "%@.%",
-    "%@-%",
-    "%-.%",
-    "%.-%",
-    "%-",
-    "% %",
-    "%@%@%",
-)
-_INVALID_EMAIL = " OR ".join(
-    ["c.email NOT LIKE '%_@_%._%'", "c.email LIKE '%@%!_%' ESCAPE '!'"]
-    + [f"c.email LIKE '{pattern}'" for pattern in _INVALID_EMAIL_PATTERNS]
-)
+_INVALID_EMAIL = validation.invalid_email_sql("c.email")
 _ENGAGEMENT = ", ".join(f"'{kind.value}'" for kind in sorted(ENGAGEMENT_KINDS))
 # One INSERT … SELECT per kind; $1 office, $2 run. Archived contacts are out of the audit.
 _DISCREPANCY_WHERE: dict[DiscrepancyKind, str] = {

@@ -49,12 +49,3 @@ class Conflict(AppError):
 
 class RateLimited(AppError):
     code = "RATE_LIMITED"
-
-
-class NotAvailable(AppError):
-    """A contract operation whose feature has not landed in this version yet."""
-
-    code = "NOT_AVAILABLE"
-
-    def __init__(self, feature: str) -> None:
-        super().__init__(f"{feature} is not available in this version yet")

@@ -134,3 +134,21 @@ class Loaders:
             return [found[key] for key in keys]
 
         return DataLoader(load)
+
+    @cached_property
+    def audience(self) -> DataLoader[int, Any]:
+        """Audiences by id, deleted ones included (campaigns sent to them still name them)."""
+        from api.audiences.models import Audience
+
+        return DataLoader(lambda ids: _by_id(Audience, ids))
+
+    @cached_property
+    def campaign_stats(self) -> DataLoader[int, Any]:
+        """Live stats of campaigns: one aggregate query for a whole page of campaigns."""
+        from api.campaigns.service import stats_of
+
+        async def load(ids: list[int]) -> list[Any]:
+            stats = await stats_of(ids)
+            return [stats[i] for i in ids]
+
+        return DataLoader(load)

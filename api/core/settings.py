@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, alias="MAX_QUERY_DEPTH")
     max_query_cost: int = Field(default=5000, alias="MAX_QUERY_COST")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # The office's address for OFFICE campaigns when it has not set its own.
+    mail_from: str | None = Field(default=None, alias="MAIL_FROM")
+    campaign_batch_size: int = Field(default=250, alias="CAMPAIGN_BATCH_SIZE", ge=1, le=5000)
+    # How long a worker owns a batch it is sending without renewing its claim; a batch of a
+    # worker that died is taken over after this.
+    campaign_lease_seconds: int = Field(default=60, alias="CAMPAIGN_LEASE_SECONDS", ge=2)
 
     @field_validator("public_base_url")
     @classmethod

@@ -121,3 +121,28 @@ def int_range(value: int | None, field: str, *, low: int, high: int) -> int | No
     if value is not None and not low <= value <= high:
         raise BadInput(f"`{field}` must be between {low} and {high}", field=field)
     return value
+
+
+# What `email` refuses, as patterns SQL can apply to a million rows at once: no local part or dotted domain, spaces, two @, empty
+# labels, labels starting or ending with a hyphen, underscores in the domain.
+_INVALID_EMAIL_PATTERNS = (
+    "%..%",
+    ".%",
+    "%.",
+    "%.@%",
+    "%@.%",
+    "%@-%",
+    "%-.%",
+    "%.-%",
+    "%-",
+    "% %",
+    "%@%@%",
+)
+
+
+def invalid_email_sql(column: str) -> str:
+    """A SQL condition true where `column` holds an address `email` would refuse."""
+    return " OR ".join(
+        [f"{column} NOT LIKE '%_@_%._%'", f"{column} LIKE '%@%!_%' ESCAPE '!'"]
+        + [f"{column} LIKE '{pattern}'" for pattern in _INVALID_EMAIL_PATTERNS]
+    )

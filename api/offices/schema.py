@@ -27,4 +27,5 @@ class OfficeMutations:
             stale_days=input.stale_days,
             auto_inactivate_days=input.auto_inactivate_days,
             timezone=input.timezone,
+            sender_email=input.sender_email,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from tortoise.transactions import in_transaction
@@ -9,6 +10,7 @@ from tortoise.transactions import in_transaction
 from api.contacts.models import Contact
 from api.core import policy, validation
 from api.core.errors import BadInput, Forbidden
+from api.core.settings import get_settings
 from api.offices.models import Office
 from api.users.models import Role, User
 
@@ -45,6 +47,7 @@ async def update_settings(
     stale_days: int | None = None,
     auto_inactivate_days: int | None = None,
     timezone: str | None = None,
+    sender_email: str | None = None,
 ) -> Office:
     if not policy.is_admin(actor):
         raise Forbidden("Only admins change office settings")
@@ -52,6 +55,7 @@ async def update_settings(
     validation.int_range(stale_days, "staleDays", low=1, high=3650)
     validation.int_range(auto_inactivate_days, "autoInactivateDays", low=0, high=3650)
     tz = _timezone(timezone)
+    sender = validation.email(sender_email, "senderEmail")
     office = await Office.get(id=actor.office_id)
     if risk_days is not None:
         office.risk_days = risk_days
@@ -62,6 +66,8 @@ async def update_settings(
         office.auto_inactivate_days = auto_inactivate_days or None
     if tz is not None:
         office.timezone = tz
+    if sender is not None:
+        office.sender_email = sender
     await office.save()
     return office
 
@@ -94,3 +100,16 @@ async def bootstrap(
             role=Role.ADMIN,
         )
     return office, admin, True
+
+
+def office_address(office: Office) -> str:
+    """The office's sending address: its own, MAIL_FROM, or no-reply at PUBLIC_BASE_URL's host."""
+    settings = get_settings()
+    if office.sender_email:
+        return office.sender_email
+    if settings.mail_from:
+        return settings.mail_from
+    host = urlsplit(settings.public_base_url).hostname or "localhost"
+    if "." not in host:
+        host += ".localdomain"
+    return f"no-reply@{host}"

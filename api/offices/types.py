@@ -22,6 +22,9 @@ class OfficeSettings:
     auto_inactivate_days: int | None = strawberry.field(
         description="The nightly audit moves contacts idle this long to INACTIVE; null = never (default)."
     )
+    sender_email: str = strawberry.field(
+        description="From and Reply-To address of office-wide campaigns (MAIL_FROM, or no-reply at PUBLIC_BASE_URL's host, until set)."
+    )
 
 
 @strawberry.type(name="Office")
@@ -37,6 +40,7 @@ class OfficeType(Node):
             risk_days=self.risk_days,
             stale_days=self.stale_days,
             auto_inactivate_days=self.auto_inactivate_days,
+            sender_email=service.office_address(self),
         )
 
     @strawberry.field(
@@ -55,3 +59,6 @@ class OfficeSettingsInput:
         default=None, description="0 turns automatic inactivation off."
     )
     timezone: str | None = None
+    sender_email: str | None = strawberry.field(
+        default=None, description="From and Reply-To address of office-wide campaigns."
+    )
