@@ -11,6 +11,7 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -491,3 +492,56 @@ async def test_a_campaign_whose_audience_was_deleted_cannot_be_sent(gql: Any, wo
     body = await gql(SEND, {"id": campaign["id"]}, as_=world.admin)
     assert error_codes(body) == ["CONFLICT"]
     assert (await Campaign.get(id=ids.decode("Campaign", campaign["id"]))).state == "DRAFT"
+
+
+# --- over SMTP ------------------------------------------------------------------------------
+
+
+async def test_smtp_outcomes_sent_bounced_and_retried(
+    gql: Any, world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over a real SMTP server: a 550 marks the delivery BOUNCED and suppresses the address;
+    a 451 leaves it PENDING, the batch asks for a retry, and the retry delivers it once."""
+    import dramatiq
+
+    from tests.mail_server import smtp_server
+
+    fine, gone, busy = [await world.contact() for _ in range(3)]
+    campaign = await create(gql, world.admin, await office_audience(world))
+    campaign_id = ids.decode("Campaign", campaign["id"])
+    with smtp_server() as (url, received):
+        monkeypatch.setattr(get_settings(), "smtp_url", url)
+        received.refuse[gone.email] = "550 5.1.1 No such mailbox"
+        received.refuse[busy.email] = "451 4.2.0 Mailbox busy, try later"
+        await gql.ok(SEND, {"id": campaign["id"]}, as_=world.admin)
+        await dispatch.dispatch(campaign_id)
+        (batch,) = await CampaignBatch.filter(campaign_id=campaign_id)
+        with pytest.raises(dramatiq.Retry):
+            await sender.send_batch(batch.id)
+        states = dict(await Delivery.filter(campaign_id=campaign_id).values_list("email", "state"))
+        assert states == {fine.email: "SENT", gone.email: "BOUNCED", busy.email: "PENDING"}
+        assert (await CampaignBatch.get(id=batch.id)).state == "QUEUED"
+        assert (await Campaign.get(id=campaign_id)).state == CampaignState.SENDING
+        del received.refuse[busy.email]
+        await sender.send_batch(batch.id)  # the retry
+        assert received.per_recipient() == {fine.email: 1, busy.email: 1}
+    assert await Suppression.filter(office_id=world.office.id, address=gone.email).exists()
+    result = (await gql.ok(CAMPAIGN, {"id": campaign["id"]}, as_=world.admin))["campaign"]
+    assert result["state"] == "SENT"
+    assert result["stats"]["sent"] == 2 and result["stats"]["bounced"] == 1
+
+
+@pytest.mark.skipif(bool(os.environ.get("REDIS_URL")), reason="embedded mode (no REDIS_URL) only")
+async def test_embedded_workers_send_a_campaign_into_the_maildir(gql: Any, world: Any) -> None:
+    """The embedded default: sendCampaign's messages are carried out by the in-process
+    worker (dispatch, then batches) into the Maildir under DATA_DIR."""
+    from tests.workers_for_tests import drain_in_process
+
+    for _ in range(3):
+        await world.contact()
+    campaign = await create(gql, world.admin, await office_audience(world))
+    await gql.ok(SEND, {"id": campaign["id"]}, as_=world.admin)
+    await drain_in_process("campaigns")
+    result = (await gql.ok(CAMPAIGN, {"id": campaign["id"]}, as_=world.admin))["campaign"]
+    assert result["state"] == "SENT" and result["stats"]["sent"] == 3
+    assert len(maildir_messages(campaign["id"])) == 3
