@@ -286,6 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.func is not cmd_worker:  # dramatiq's CLI sets up its own logging
         _setup_logging()
+    if args.func in (cmd_serve, cmd_worker, cmd_clock):
+        # Fail at start, not at the first request, when SECRET_KEY is missing or weak.
+        from api.core.settings import get_settings
+
+        try:
+            get_settings().secret_key  # noqa: B018
+        except RuntimeError as exc:
+            print(f"crm: {exc}", file=sys.stderr)
+            return 2
     return int(args.func(args) or 0)
 
 

@@ -66,6 +66,7 @@ def claims_for(user: Any, **changes: Any) -> dict[str, Any]:
     claims = {
         "sub": str(user.id),
         "off": str(user.office_id),
+        "ver": user.token_version,
         "aud": "crm-api",
         "iat": now,
         "exp": now + timedelta(minutes=30),

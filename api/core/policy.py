@@ -118,6 +118,9 @@ SELF_EDITABLE_USER_FIELDS = frozenset({"name"})
 
 
 def require_user_patch_allowed(actor: User, target: User, changed: set[str]) -> None:
+    if actor.id == target.id and "password" in changed:
+        # Only with the current password, so a stolen token cannot take the account over.
+        raise Forbidden("Change your own password with changePassword")
     if is_admin(actor):
         if actor.id == target.id and changed & {"role", "active"}:
             # An admin demoting or deactivating themself could lock the office out.

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     def secret_key(self) -> str:
         """The signing key: SECRET_KEY, or one generated once and kept under DATA_DIR."""
         if self.secret_key_value:
+            if self.is_postgres:
+                require_strong_secret(self.secret_key_value)
             return self.secret_key_value
         if self.is_postgres:
             raise RuntimeError("SECRET_KEY must be set when DATABASE_URL points at PostgreSQL")
@@ -66,6 +68,21 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+MIN_SECRET_LENGTH = 32
+
+
+def require_strong_secret(value: str) -> None:
+    """SECRET_KEY for production (PostgreSQL): at least 32 characters of real variety, so
+    tokens and links cannot be forged by guessing it. `python -c "import secrets;
+    print(secrets.token_urlsafe(48))"` makes a good one."""
+    # Few distinct characters ("aaaa…", "changeme" repeated) means little randomness.
+    if len(value) < MIN_SECRET_LENGTH or len(set(value)) < 12:
+        raise RuntimeError(
+            f"SECRET_KEY is too weak: use at least {MIN_SECRET_LENGTH} random characters, e.g."
+            ' python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
 
 
 @lru_cache

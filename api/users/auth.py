@@ -39,6 +39,7 @@ def issue_token(user: User) -> str:
     claims = {
         "sub": str(user.id),
         "off": str(user.office_id),
+        "ver": user.token_version,
         "aud": _AUDIENCE,
         "iat": now,
         "exp": now + timedelta(minutes=settings.token_ttl_minutes),
@@ -54,16 +55,17 @@ async def user_for_token(token: str) -> User:
             get_settings().secret_key,
             algorithms=[_ALGORITHM],
             audience=_AUDIENCE,
-            options={"require": ["exp", "sub", "off"]},
+            options={"require": ["exp", "sub", "off", "ver"]},
         )
-        user_id, office_id = int(claims["sub"]), int(claims["off"])
+        user_id, office_id, version = int(claims["sub"]), int(claims["off"]), int(claims["ver"])
     except jwt.ExpiredSignatureError:
         raise Unauthenticated("The token has expired; log in again") from None
     except (jwt.InvalidTokenError, ValueError, TypeError):
         raise Unauthenticated("The token is not valid") from None
-    # Checked on every request, so a deactivated user is locked out at once.
+    # Checked on every request, so deactivation, logout and a password change lock the
+    # tokens issued before out at once.
     user = await User.get_or_none(id=user_id, office_id=office_id, active=True)
-    if user is None:
+    if user is None or user.token_version != version:
         raise Unauthenticated("The token is not valid")
     return user
 

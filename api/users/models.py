@@ -24,6 +24,9 @@ class User(Model):
     can_export = fields.BooleanField(default=False)
     can_delete = fields.BooleanField(default=False)
     active = fields.BooleanField(default=True)
+    # Tokens carry the version they were issued under: logout and a password change raise it,
+    # which revokes every token issued before at once.
+    token_version = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -56,7 +56,29 @@ class UserMutations:
             office_wide_access=input.office_wide_access,
             can_export=input.can_export,
             can_delete=input.can_delete,
+            password=input.password,
         )
         return await service.update_user(
             info.context.require_user(), ids.decode("User", id), changes
         )
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Changes the caller's password; every token issued before stops working, and the answer carries a fresh one.",
+    )
+    async def change_password(
+        self, info: Info, current_password: str, new_password: str
+    ) -> AuthPayload:
+        user = await service.change_password(
+            info.context.require_user(), current_password, new_password
+        )
+        info.context.user = user
+        return AuthPayload(token=auth.issue_token(user), user=user)
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="Revokes every token of the caller (all sessions) at once.",
+    )
+    async def logout(self, info: Info) -> bool:
+        await service.logout(info.context.require_user())
+        return True

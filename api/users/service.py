@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from api.contacts import ownership
 from api.core import policy, validation
 from api.core.errors import BadInput, Conflict, Forbidden, NotFound
-from api.users.auth import hash_password
+from api.users import passwords
+from api.users.auth import hash_password, verify_password
 from api.users.models import Role, User
 
 
@@ -25,6 +27,8 @@ class UserChanges:
     office_wide_access: bool | None = None
     can_export: bool | None = None
     can_delete: bool | None = None
+    # Admins setting another user's password (which revokes that user's tokens).
+    password: str | None = None
 
     def given(self) -> set[str]:
         return {f.name for f in fields(self) if getattr(self, f.name) is not None}
@@ -68,7 +72,7 @@ async def create_user(
         raise Forbidden("Only admins create users")
     clean_email = validation.email(email, "email", required=True)
     name = validation.required_text(name, "name", max_length=200)
-    validation.password(password)
+    passwords.check(password, email=email)
     crm_agent_id = validation.text(crm_agent_id, "crmAgentId", max_length=100)
     if await User.exists(email=clean_email):
         raise Conflict("A user with this email already exists", field="email")
@@ -114,8 +118,31 @@ async def update_user(actor: User, user_id: int, changes: UserChanges) -> User:
             value = getattr(changes, flag)
             if value is not None:
                 setattr(target, flag, value)
+        if changes.password is not None:
+            passwords.check(changes.password, email=target.email)
+            target.password_hash = hash_password(changes.password)
+            target.token_version += 1
         await target.save()
         await ownership.on_user_changed(
             target, old_crm_agent_id=old_agent_id, was_active=was_active
         )
     return target
+
+
+async def change_password(actor: User, current: str, new: str) -> User:
+    """The caller's own password, given the current one. Every token issued before stops
+    working at once; the caller gets a fresh one from the mutation."""
+    if not verify_password(actor.password_hash, current):
+        raise BadInput("The current password is wrong", field="currentPassword")
+    passwords.check(new, "newPassword", email=actor.email)
+    if new == current:
+        raise BadInput("Choose a password different from the current one", field="newPassword")
+    await User.filter(id=actor.id).update(
+        password_hash=hash_password(new), token_version=F("token_version") + 1
+    )
+    return await User.get(id=actor.id)
+
+
+async def logout(actor: User) -> None:
+    """Revoke every token of the caller (all their sessions) at once."""
+    await User.filter(id=actor.id).update(token_version=F("token_version") + 1)

@@ -57,6 +57,10 @@ class UserInput:
 @strawberry.input
 class UserPatch:
     name: str | None = None
+    password: str | None = strawberry.field(
+        default=None,
+        description="Admins, for another user: sets a new password and revokes that user's tokens. Your own: changePassword.",
+    )
     role: Role | None = None
     crm_agent_id: str | None = None
     active: bool | None = None
