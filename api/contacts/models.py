@@ -90,6 +90,8 @@ class Contact(Model):
     unsubscribed = fields.BooleanField(default=False)
     archived = fields.BooleanField(default=False)
     archived_at = fields.DatetimeField(null=True)
+    # GDPR erasure: its personal data is gone for good; it stays archived, and counts.
+    erased_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     # Lower-cased "first last email company" for the `search` filter (trigram-indexed on PostgreSQL).

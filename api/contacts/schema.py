@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from api.contacts import service
+from api.contacts import erasure, service
 from api.contacts.filters import parse_filter
 from api.contacts.types import (
     ActivityInput,
@@ -112,6 +112,13 @@ class ContactMutations:
     @strawberry.mutation(permission_classes=[MayDelete])
     async def restore_contact(self, info: Info, id: strawberry.ID) -> ContactType:
         return await service.restore_contact(info.context.require_user(), ids.decode("Contact", id))
+
+    @strawberry.mutation(
+        permission_classes=[IsAuthenticated],
+        description="GDPR erasure (admins): irreversibly removes the contact's personal data (name, email, phone, externalId, company, activity notes, status reasons, delivery addresses) and archives and unsubscribes it; status history, activities and counts stay. An erased contact cannot be restored, changed or erased again (CONFLICT).",
+    )
+    async def erase_contact(self, info: Info, id: strawberry.ID) -> ContactType:
+        return await erasure.erase_contact(info.context.require_user(), ids.decode("Contact", id))
 
     @strawberry.mutation(permission_classes=[IsAuthenticated])
     async def log_activity(self, info: Info, input: ActivityInput) -> ActivityType:

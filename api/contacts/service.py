@@ -12,6 +12,8 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from api.auditlog import service as auditlog
+from api.auditlog.models import AuditAction
 from api.contacts import ownership
 from api.contacts.filters import ContactFilterSpec, filter_q, search_text
 from api.contacts.models import (
@@ -25,7 +27,7 @@ from api.contacts.models import (
     StatusSource,
 )
 from api.contacts.status import change_status, engagement_target
-from api.core import database, policy, validation
+from api.core import database, ids, policy, validation
 from api.core.errors import BadInput, Conflict, Forbidden, NotFound
 from api.core.pagination import LazyPage
 from api.users.models import User
@@ -49,6 +51,7 @@ LISTED_COLUMNS = (
     "at_risk_since",
     "unsubscribed",
     "archived",
+    "erased_at",
     "created_at",
 )
 
@@ -183,6 +186,7 @@ async def update_contact(actor: User, contact_id: int, raw: ContactFields) -> Co
     async with in_transaction():
         contact = await get_visible(actor, contact_id)
         policy.require_contact_editable(actor, contact)
+        policy.require_not_erased(contact)
         policy.require_not_inactive(contact)
         company_name = None
         if data.first_name is not None:
@@ -279,11 +283,17 @@ async def _set_archived(actor: User, contact_id: int, *, archived: bool) -> Cont
     async with in_transaction():
         contact = await get_visible(actor, contact_id)
         policy.require_contact_editable(actor, contact)
+        policy.require_not_erased(contact)
         policy.require_not_inactive(contact)
         if contact.archived != archived:
             contact.archived = archived
             contact.archived_at = datetime.now(UTC) if archived else None
             await contact.save(update_fields=["archived", "archived_at", "updated_at"])
+            await auditlog.record(
+                actor,
+                AuditAction.CONTACT_DELETED if archived else AuditAction.CONTACT_RESTORED,
+                target=ids.encode("Contact", contact.id),
+            )
     return contact
 
 

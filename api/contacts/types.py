@@ -117,6 +117,9 @@ class ContactType(Node):
     at_risk_since: datetime | None
     unsubscribed: bool
     archived: bool
+    erased_at: datetime | None = strawberry.field(
+        description="When its personal data was erased for good (eraseContact); it stays archived."
+    )
 
     @strawberry.field
     def company(self, info: Info) -> CompanyType | None:

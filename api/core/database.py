@@ -19,6 +19,7 @@ MODEL_MODULES = [
     "api.transfers.models",
     "api.audiences.models",
     "api.campaigns.models",
+    "api.auditlog.models",
 ]
 
 

@@ -38,6 +38,11 @@ def may_delete(user: User) -> bool:
     return is_admin(user) or user.can_delete
 
 
+def may_erase(user: User) -> bool:
+    """GDPR erasure cannot be undone: admins only (canDelete alone archives, which can be)."""
+    return is_admin(user)
+
+
 def contact_scope(user: User) -> dict[str, Any]:
     """ORM filter arguments limiting contacts to those `user` may see (R1, R2)."""
     scope: dict[str, Any] = {"office_id": user.office_id}
@@ -92,6 +97,15 @@ def is_read_only(status: str | None) -> bool:
 def require_not_inactive(contact: Contact) -> None:
     if is_read_only(contact.status):
         raise Conflict(INACTIVE_READ_ONLY)
+
+
+ERASED_FOR_GOOD = "The contact's personal data was erased; it cannot be restored or changed"
+
+
+def require_not_erased(contact: Contact) -> None:
+    """An erased contact stays archived and takes no new personal data."""
+    if contact.erased_at is not None:
+        raise Conflict(ERASED_FOR_GOOD)
 
 
 def require_status_changeable(contact: Contact) -> None:

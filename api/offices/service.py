@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from tortoise.transactions import in_transaction
 
+from api.auditlog import service as auditlog
+from api.auditlog.models import AuditAction
 from api.contacts.models import Contact
-from api.core import policy, validation
+from api.core import ids, policy, validation
 from api.core.errors import BadInput, Forbidden
 from api.core.settings import get_settings
 from api.offices.models import Office
@@ -56,20 +58,40 @@ async def update_settings(
     validation.int_range(auto_inactivate_days, "autoInactivateDays", low=0, high=3650)
     tz = _timezone(timezone)
     sender = validation.email(sender_email, "senderEmail")
-    office = await Office.get(id=actor.office_id)
-    if risk_days is not None:
-        office.risk_days = risk_days
-    if stale_days is not None:
-        office.stale_days = stale_days
-    if auto_inactivate_days is not None:
-        # 0 turns automatic inactivation off.
-        office.auto_inactivate_days = auto_inactivate_days or None
-    if tz is not None:
-        office.timezone = tz
-    if sender is not None:
-        office.sender_email = sender
-    await office.save()
+    async with in_transaction():
+        # Locked, so the entry names what this change changed, whatever runs beside it. NO
+        # KEY: rows inserted meanwhile that point at the office need not wait.
+        office = await Office.select_for_update(no_key=True).get(id=actor.office_id)
+        before = _settings(office)
+        if risk_days is not None:
+            office.risk_days = risk_days
+        if stale_days is not None:
+            office.stale_days = stale_days
+        if auto_inactivate_days is not None:
+            # 0 turns automatic inactivation off.
+            office.auto_inactivate_days = auto_inactivate_days or None
+        if tz is not None:
+            office.timezone = tz
+        if sender is not None:
+            office.sender_email = sender
+        await office.save()
+        changed = auditlog.changes(before, _settings(office), values_of=_SETTINGS)
+        if changed:
+            await auditlog.record(
+                actor,
+                AuditAction.SETTINGS_CHANGED,
+                target=ids.encode("Office", office.id),
+                details=changed,
+            )
     return office
+
+
+# The settings SETTINGS_CHANGED records, with their new values.
+_SETTINGS = ("risk_days", "stale_days", "auto_inactivate_days", "timezone", "sender_email")
+
+
+def _settings(office: Office) -> dict[str, object]:
+    return {name: getattr(office, name) for name in _SETTINGS}
 
 
 async def bootstrap(

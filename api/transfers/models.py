@@ -1,4 +1,4 @@
-"""ImportJob and ExportJob (R12, R21), and the office's audit log of exports."""
+"""ImportJob and ExportJob (R12, R21)."""
 
 from enum import StrEnum
 
@@ -6,6 +6,9 @@ from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
 
+# The audit log lives in api.auditlog now; migration 0004, written when it lived here, and
+# older importers still find it under this module.
+from api.auditlog.models import AuditAction, AuditLogEntry  # noqa: F401
 from api.core.jobs import JobState
 
 
@@ -79,28 +82,3 @@ class ExportJob(Model):
     class Meta:
         table = "export_job"
         indexes = [Index(fields=("office_id", "id"), name="export_job_office")]
-
-
-class AuditAction(StrEnum):
-    EXPORT = "EXPORT"
-
-
-class AuditLogEntry(Model):
-    """Who did what sensitive thing, when: every export (R12). Rows are only inserted."""
-
-    id = fields.BigIntField(primary_key=True)
-    office = fields.ForeignKeyField("models.Office", related_name=False, on_delete=fields.CASCADE)
-    actor = fields.ForeignKeyField(
-        "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
-    )
-    action = fields.CharEnumField(AuditAction, max_length=16)
-    contact_filter = fields.JSONField(default=dict)
-    row_count = fields.IntField(null=True)
-    export_job = fields.ForeignKeyField(
-        "models.ExportJob", related_name=False, null=True, on_delete=fields.SET_NULL
-    )
-    at = fields.DatetimeField(auto_now_add=True)
-
-    class Meta:
-        table = "audit_log"
-        indexes = [Index(fields=("office_id", "id"), name="audit_log_office")]

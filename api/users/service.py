@@ -8,8 +8,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from api.auditlog import service as auditlog
+from api.auditlog.models import AuditAction
 from api.contacts import ownership
-from api.core import policy, validation
+from api.core import ids, policy, validation
 from api.core.errors import BadInput, Conflict, Forbidden, NotFound
 from api.users import passwords
 from api.users.auth import hash_password, verify_password
@@ -32,6 +34,23 @@ class UserChanges:
 
     def given(self) -> set[str]:
         return {f.name for f in fields(self) if getattr(self, f.name) is not None}
+
+
+# What USER_CHANGED names when it changes; the role and flags with their new value too.
+_AUDITED = (
+    "name",
+    "crm_agent_id",
+    "role",
+    "active",
+    "office_wide_access",
+    "can_export",
+    "can_delete",
+)
+_AUDITED_VALUES = frozenset({"role", "active", "office_wide_access", "can_export", "can_delete"})
+
+
+def _audited(user: User | None) -> dict[str, object]:
+    return {name: getattr(user, name) if user else None for name in _AUDITED}
 
 
 async def list_users(actor: User) -> list[User]:
@@ -94,6 +113,13 @@ async def create_user(
         except IntegrityError:
             raise Conflict("A user with this email or crmAgentId already exists") from None
         await ownership.on_user_changed(user, old_crm_agent_id=None, was_active=False)
+        if actor is not None:
+            await auditlog.record(
+                actor,
+                AuditAction.USER_CREATED,
+                target=ids.encode("User", user.id),
+                details=auditlog.changes(_audited(None), _audited(user), values_of=_AUDITED_VALUES),
+            )
     return user
 
 
@@ -107,6 +133,7 @@ async def update_user(actor: User, user_id: int, changes: UserChanges) -> User:
     async with in_transaction():
         target = await User.select_for_update().get(id=user_id)
         old_agent_id, was_active = target.crm_agent_id, target.active
+        before = _audited(target)
         if name is not None:
             target.name = name
         if changes.crm_agent_id is not None:
@@ -126,6 +153,19 @@ async def update_user(actor: User, user_id: int, changes: UserChanges) -> User:
         await ownership.on_user_changed(
             target, old_crm_agent_id=old_agent_id, was_active=was_active
         )
+        changed = auditlog.changes(before, _audited(target), values_of=_AUDITED_VALUES)
+        if changed:
+            await auditlog.record(
+                actor,
+                AuditAction.USER_CHANGED,
+                target=ids.encode("User", target.id),
+                details=changed,
+            )
+        if changes.password is not None:
+            # Never the password itself: the entry says only that it was set.
+            await auditlog.record(
+                actor, AuditAction.PASSWORD_RESET, target=ids.encode("User", target.id)
+            )
     return target
 
 
