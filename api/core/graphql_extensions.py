@@ -117,6 +117,10 @@ def cost_limit_rule(max_cost: int) -> type[ValidationRule]:
             for selection in selection_set.selections:
                 if isinstance(selection, FieldNode):
                     total += factor
+                    if selection.name.value.startswith("__"):
+                        # Introspection (GraphiQL, code generators) answers with the schema,
+                        # whose size no request changes: its lists are not pages of rows.
+                        continue
                     field_def = None
                     if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
                         field_def = parent.fields.get(selection.name.value)
