@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-postgres lint schema bench clean
+.PHONY: run test test-sqlite test-postgres lint schema bench clean graphiql fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,15 +12,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+## GraphiQL's scripts and styles from the npm registry, to serve them here (needs npm;
+## without them the page loads them from a CDN): see api/graphiql.py
+graphiql: $(STAMP)
+	-$(BIN)/python -m api.graphiql fetch
+
 ## Install, migrate, load the demo office, serve GraphiQL on http://localhost:8000/graphql
-run: $(STAMP)
+run: $(STAMP) graphiql
 	$(BIN)/crm migrate
 	$(BIN)/crm demo
 	$(BIN)/crm serve --host 127.0.0.1 --port 8000
 
 ## The whole suite: SQLite always; PostgreSQL and Redis when they answer (required with CI=true)
-test: $(STAMP)
+test: $(STAMP) graphiql
 	$(BIN)/python -m tests.run
+
+## Fuzzing and the tenancy state machine at FUZZ_SCALE times their everyday examples, new
+## inputs every run (pytest's --hypothesis-seed=N pins them); same backends as `make test`
+FUZZ_SCALE ?= 10
+fuzz: $(STAMP)
+	FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m tests.run tests/test_fuzz.py tests/test_tenancy_properties.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,14 +11,36 @@ from pathlib import Path
 
 
 def _setup_logging() -> None:
+    from api.core.logs import setup_logging
     from api.core.settings import get_settings
 
-    level = get_settings().log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":
-        # The ORM announces every connect and shutdown, the scheduler every tick, at INFO.
-        logging.getLogger("tortoise").setLevel(logging.WARNING)
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_format)
+
+
+def _use_metrics_dir() -> None:
+    """Prometheus multiprocess mode for this process and those it starts (uvicorn's and
+    Dramatiq's): PROMETHEUS_MULTIPROC_DIR (else METRICS_DIR, else DATA_DIR/metrics), set
+    before anything imports prometheus_client, without the files of processes now gone."""
+    from api.core.settings import get_settings
+
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or get_settings().metrics_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    for file in path.glob("*.db"):  # counter_<pid>.db, histogram_<pid>.db, ...
+        pid = file.stem.rpartition("_")[2]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            file.unlink(missing_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path.resolve())
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 async def _with_db(coro_factory):  # type: ignore[no-untyped-def]
@@ -48,7 +70,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from api.core.logs import logging_config
+    from api.core.settings import get_settings
+
     cmd_migrate(args)
+    settings = get_settings()
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -56,6 +82,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         proxy_headers=True,
+        # Its own and its access lines in the app's format (also in its worker processes).
+        log_config=logging_config(settings.log_level, settings.log_format),
         log_level="info",
         access_log=args.access_log,
     )
@@ -65,7 +93,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from api.core.settings import get_settings
 
-    if not get_settings().redis_url:
+    settings = get_settings()
+    if not settings.redis_url:
         print(
             "crm worker needs REDIS_URL; without it the workers run inside `crm serve`.",
             file=sys.stderr,
@@ -80,7 +109,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
         str(args.processes),
         "--threads",
         str(args.threads),
+        # The worker processes keep the set-up made here (api.core.logs).
+        "--skip-logging",
     ]
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        # Its start and stop lines, as uvicorn's are for `crm serve`, whatever LOG_LEVEL says.
+        logging.getLogger("dramatiq").setLevel(logging.INFO)
+    port = args.metrics_port or settings.worker_metrics_port
+    if port:
+        # A process of its own beside the workers serves what they record.
+        os.environ["WORKER_METRICS_PORT"] = str(port)
+        sys.argv += ["--fork-function", "api.core.metrics:serve_worker_metrics"]
     return dramatiq_main()
 
 
@@ -256,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("worker", help="run Dramatiq workers (needs REDIS_URL)")
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--threads", type=int, default=4)
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="also serve the workers' Prometheus metrics on this port (WORKER_METRICS_PORT)",
+    )
     p.set_defaults(func=cmd_worker)
 
     sub.add_parser("clock", help="run the scheduler that enqueues nightly jobs").set_defaults(
@@ -284,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_export_schema)
 
     args = parser.parse_args(argv)
-    if args.func is not cmd_worker:  # dramatiq's CLI sets up its own logging
-        _setup_logging()
+    if args.func in (cmd_serve, cmd_worker):
+        _use_metrics_dir()
+    _setup_logging()
     if args.func in (cmd_serve, cmd_worker, cmd_clock):
         # Fail at start, not at the first request, when SECRET_KEY is missing or weak.
         from api.core.settings import get_settings

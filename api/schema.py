@@ -1,4 +1,5 @@
-"""The GraphQL schema: each domain's queries and mutations merged into the root types."""
+"""The GraphQL schema: each domain's queries, mutations and subscriptions merged into the root
+types."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from strawberry.tools import merge_types
 
 from api.audiences.types import AudienceMutations, AudienceQueries
 from api.audit.schema import AuditMutations, AuditQueries
+from api.auditlog.schema import AuditLogQueries
 from api.campaigns.schema import CampaignMutations, CampaignQueries
+from api.campaigns.subscriptions import CampaignSubscriptions
 from api.contacts.schema import ContactMutations, ContactQueries
 from api.core.graphql_extensions import ErrorCodes, cost_limit_rule
 from api.core.graphql_types import resolve_attribute
@@ -30,6 +33,7 @@ from api.offices.schema import OfficeMutations, OfficeQueries
 from api.reports.types import ReportQueries
 from api.transfers.export_schema import ExportMutations, ExportQueries
 from api.transfers.import_schema import ImportMutations, ImportQueries
+from api.transfers.subscriptions import JobSubscriptions
 from api.users.schema import UserMutations, UserQueries
 
 Query = merge_types(
@@ -42,6 +46,7 @@ Query = merge_types(
         CampaignQueries,
         ReportQueries,
         AuditQueries,
+        AuditLogQueries,
         ImportQueries,
         ExportQueries,
     ),
@@ -59,6 +64,7 @@ Mutation = merge_types(
         ExportMutations,
     ),
 )
+Subscription = merge_types("Subscription", (CampaignSubscriptions, JobSubscriptions))
 
 
 class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -97,6 +103,7 @@ def build_schema() -> strawberry.Schema:
     return CrmSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         execution_context_class=ExecutionContext,
         config=StrawberryConfig(default_resolver=resolve_attribute),
         extensions=[

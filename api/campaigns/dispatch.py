@@ -29,6 +29,7 @@ from api.campaigns.models import (
     CampaignState,
     SenderMode,
 )
+from api.core import events
 from api.core.database import execute
 from api.core.settings import get_settings
 from api.core.validation import invalid_email_sql
@@ -88,6 +89,8 @@ async def dispatch(campaign_id: int, *, now: datetime | None = None) -> None:
             campaign = await Campaign.get(id=campaign_id)
             await _resolve(campaign)
             await _cut_batches(campaign)
+    if started:
+        await events.publish("Campaign", campaign_id)
     campaign = await Campaign.get_or_none(id=campaign_id).only("id", "state")
     if campaign is None or campaign.state != CampaignState.SENDING:
         return

@@ -48,8 +48,11 @@ _TEMPLATES = {
 <meta name="robots" content="noindex">
 <title>{{ title }}</title>
 <style>
+html { -webkit-text-size-adjust: 100%; text-size-adjust: 100%; }
 body { margin: 0; padding: 1rem; background: #f4f4f5; color: #18181b;
-  font: 1.0625rem/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+  font: 1.0625rem/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+  /* A long address or office name wraps instead of widening the page on a phone. */
+  overflow-wrap: anywhere; }
 main { max-width: 34rem; margin: 2rem auto; padding: 1.5rem; background: #fff;
   border-radius: 0.5rem; }
 h1 { margin-top: 0; font-size: 1.5rem; line-height: 1.25; }

@@ -36,6 +36,7 @@ from api.campaigns.models import (
     DeliveryState,
 )
 from api.contacts.models import ActivityKind
+from api.core import events, metrics
 from api.core.database import dialect, execute, fetch
 from api.core.settings import get_settings
 from api.offices.models import Office
@@ -71,6 +72,7 @@ FROM delivery d
 JOIN contact c ON c.id = d.contact_id
 LEFT JOIN company co ON co.id = c.company_id
 WHERE d.campaign_id = $1 AND d.id BETWEEN $2 AND $3 AND d.state = 'PENDING'
+    AND d.email IS NOT NULL
 ORDER BY d.id
 """
 
@@ -103,15 +105,17 @@ async def send_batch(batch_id: int) -> None:
     batch = await CampaignBatch.get(id=batch_id)
     span = (batch.campaign_id, batch.first_delivery_id, batch.last_delivery_id)
     # Its previous worker died with these in the mail server's hands: never send them again.
-    await execute(
+    lost = await execute(
         f"UPDATE delivery SET state = 'UNKNOWN' WHERE {_IN_BATCH} AND state = 'SENDING'", *span
     )
+    metrics.campaign_message(DeliveryState.UNKNOWN.value, lost)
     campaign = await Campaign.get(id=batch.campaign_id)
     if campaign.state == CampaignState.SENDING:
         retry = await _send(campaign, batch, lease)
     else:  # cancelled meanwhile: nothing more goes out
         retry = False
     await _close(campaign, batch, retry=retry)
+    await events.publish("Campaign", campaign.id)
     if retry:
         delay = min(15_000 * 2 ** (batch.attempts - 1), 600_000)
         raise dramatiq.Retry(f"batch {batch_id}: temporary failures", delay=delay)
@@ -153,6 +157,7 @@ async def _send(campaign: Campaign, batch: CampaignBatch, lease: timedelta) -> b
                     data = _message(campaign, body, row, origin, agent, office)
                 except ValueError:  # an address that cannot be put in a header
                     previous, current = (row["id"], DeliveryState.FAILED.value, "bad address"), 0
+                    metrics.campaign_message(DeliveryState.FAILED.value)
                     continue
                 handed_over = True
                 outcome = await session.send(data, sender=origin.address, recipient=row["email"])
@@ -166,6 +171,7 @@ async def _send(campaign: Campaign, batch: CampaignBatch, lease: timedelta) -> b
                     if row["attempts"] + 1 < MAX_ATTEMPTS:
                         state, left_for_retry = DeliveryState.PENDING, True
                 previous, current = (row["id"], state.value, _detail(outcome.detail)), 0
+                metrics.campaign_message(state.value)
     except transport.TransportUnavailable:
         # Raised before anything of the current message was handed over (connect/reconnect).
         log.warning("campaign %s: mail server unavailable; batch %s waits", campaign.id, batch.id)
@@ -274,7 +280,7 @@ async def _close(campaign: Campaign, batch: CampaignBatch, *, retry: bool) -> No
         await execute(
             "INSERT INTO suppression (office_id, address, reason, created_at)"
             f" SELECT office_id, lower(email), MAX(error), $4 FROM delivery WHERE {_IN_BATCH}"
-            f" AND state = 'BOUNCED' GROUP BY office_id, lower(email) {conflict}",
+            f" AND state = 'BOUNCED' AND email IS NOT NULL GROUP BY office_id, lower(email) {conflict}",
             *span,
             now,
         )
@@ -314,3 +320,4 @@ async def finish_if_done(campaign_id: int) -> None:
         await Campaign.filter(id=campaign_id, state=CampaignState.SENDING).update(
             state=state, finished_at=datetime.now(UTC)
         )
+    await events.publish("Campaign", campaign_id)

@@ -18,6 +18,8 @@ from tortoise.transactions import in_transaction
 
 from api.audiences import service as audiences
 from api.audiences.models import Audience, SendAccount
+from api.auditlog import service as auditlog
+from api.auditlog.models import AuditAction
 from api.campaigns import templates
 from api.campaigns.models import (
     BatchState,
@@ -27,7 +29,7 @@ from api.campaigns.models import (
     DeliveryState,
     SenderMode,
 )
-from api.core import policy, validation
+from api.core import events, ids, policy, validation
 from api.core.database import execute, fetch
 from api.core.errors import BadInput, Conflict, Forbidden, NotFound
 from api.core.pagination import LazyPage
@@ -225,6 +227,13 @@ async def send_campaign(actor: User, campaign_id: int, at: datetime | None = Non
         )
         if not changed:
             raise Conflict("Only a DRAFT campaign can be sent")
+        if campaign.account == SendAccount.OFFICE:
+            await auditlog.record(
+                actor,
+                AuditAction.CAMPAIGN_SENT,
+                target=ids.encode("Campaign", campaign.id),
+                details={"audience": ids.encode("Audience", audience.id), "at": when.isoformat()},
+            )
     campaign = await Campaign.get(id=campaign.id)
     await enqueue_dispatch(campaign, now=now)
     return campaign
@@ -245,6 +254,7 @@ async def cancel_campaign(actor: User, campaign_id: int) -> Campaign:
             "UPDATE delivery SET state = 'CANCELLED' WHERE campaign_id = $1 AND state = 'PENDING'",
             campaign.id,
         )
+    await events.publish("Campaign", campaign.id)
     return await Campaign.get(id=campaign.id)
 
 

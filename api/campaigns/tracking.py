@@ -24,7 +24,7 @@ from api.campaigns import links
 from api.campaigns.models import Delivery
 from api.contacts.models import ActivityKind, Contact
 from api.contacts.service import record_activity
-from api.core import database
+from api.core import database, metrics
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ async def record_open(token: str) -> bool:
             await record_activity(
                 contact, ActivityKind.EMAIL_OPENED, at=now, note=delivery["campaign__name"]
             )
+            metrics.CAMPAIGN_OPENS.inc()
     return True
 
 
@@ -110,6 +111,7 @@ async def record_click(token: str) -> str | None:
         )
         if first:
             await record_activity(contact, ActivityKind.EMAIL_CLICKED, at=now, note=target)
+            metrics.CAMPAIGN_CLICKS.inc()
     return target
 
 
@@ -156,4 +158,5 @@ async def unsubscribe(token: str | None) -> UnsubscribeView | None:
             await record_activity(
                 contact, ActivityKind.UNSUBSCRIBED, at=now, note=delivery["campaign__name"]
             )
+            metrics.CAMPAIGN_UNSUBSCRIBES.inc()
     return _view(delivery, already_unsubscribed=not flipped)

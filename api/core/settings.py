@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -27,17 +29,63 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, alias="MAX_QUERY_DEPTH")
     max_query_cost: int = Field(default=5000, alias="MAX_QUERY_COST")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # "json" (one object per line) or "text"; unset: json with PostgreSQL, text with SQLite.
+    log_format_value: Literal["json", "text"] | None = Field(default=None, alias="LOG_FORMAT")
+    # Where `crm serve` and `crm worker` keep Prometheus' multiprocess files (DATA_DIR/metrics
+    # when unset): one directory per machine, shared by its web and worker processes.
+    metrics_dir_value: Path | None = Field(default=None, alias="METRICS_DIR")
+    # `crm worker` serves its processes' metrics on this port too (workers on other machines).
+    worker_metrics_port: int | None = Field(default=None, alias="WORKER_METRICS_PORT", gt=0)
     # The office's address for OFFICE campaigns when it has not set its own.
     mail_from: str | None = Field(default=None, alias="MAIL_FROM")
     campaign_batch_size: int = Field(default=250, alias="CAMPAIGN_BATCH_SIZE", ge=1, le=5000)
     # How long a worker owns a batch it is sending without renewing its claim; a batch of a
     # worker that died is taken over after this.
     campaign_lease_seconds: int = Field(default=60, alias="CAMPAIGN_LEASE_SECONDS", ge=2)
+    # How often a live-progress subscription re-reads its object when no event came (events
+    # are hints; this is the safety net for a lost one).
+    subscription_poll_seconds: float = Field(
+        default=2.0, alias="SUBSCRIPTION_POLL_SECONDS", gt=0, le=3600
+    )
+    # Origins of SPAs allowed to call the API from a browser (comma-separated, exact, like
+    # "https://app.example.com"); empty: no CORS headers, same origin only.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(default=(), alias="CORS_ORIGINS")
+    # Responses from this size on are gzip-compressed for clients that accept it; 0: never.
+    gzip_min_bytes: int = Field(default=1024, alias="GZIP_MIN_BYTES", ge=0)
+    # How long an automatic persisted query stays in Redis after it was last fetched from there.
+    persisted_query_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, alias="PERSISTED_QUERY_TTL_SECONDS", ge=60
+    )
 
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("log_format_value", mode="before")
+    @classmethod
+    def _log_format_word(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        origins = []
+        for part in value.split(","):
+            origin = part.strip().rstrip("/").lower()
+            if not origin:
+                continue
+            # Browsers send the Origin header as scheme://host[:port] and nothing more.
+            if not re.fullmatch(r"https?://(\[[0-9a-f:.]+\]|[^/\s:@\[\]]+)(:[0-9]{1,5})?", origin):
+                raise ValueError(
+                    f"CORS_ORIGINS: {part.strip()!r} is not an origin like https://app.example.com"
+                )
+            origins.append(origin)
+        return tuple(origins)
 
     @property
     def db_url(self) -> str:
@@ -48,6 +96,14 @@ class Settings(BaseSettings):
                 url = "postgres://" + url.removeprefix("postgresql://")
             return url
         return f"sqlite://{self.data_dir / 'crm.sqlite3'}"
+
+    @property
+    def log_format(self) -> str:
+        return self.log_format_value or ("json" if self.is_postgres else "text")
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.metrics_dir_value or self.data_dir / "metrics"
 
     @property
     def is_postgres(self) -> bool:

@@ -1,6 +1,6 @@
-"""CSV exports of contacts (R12): request, carry out, download, audit log.
+"""CSV exports of contacts (R12): request, carry out, download.
 
-`request_export` records an ExportJob and its AuditLogEntry together and enqueues the actor.
+`request_export` records an ExportJob and its audit log entry together and enqueues the actor.
 `execute_export` (the worker's job) streams the contacts the requester may see, through the
 same scope and filter translation as `contacts`, in keyset batches of BATCH_SIZE rows joined
 with their owner and company in SQL, into a temporary file under DATA_DIR, which it renames
@@ -31,16 +31,18 @@ from tortoise import connections
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from api.auditlog import service as auditlog
+from api.auditlog.models import AuditAction, AuditLogEntry
 from api.contacts.filters import ContactFilterSpec, filter_q
 from api.contacts.models import Contact
-from api.core import ids, policy
+from api.core import events, ids, policy
 from api.core.database import dialect
 from api.core.errors import AppError, Forbidden, NotFound
 from api.core.jobs import JobState
 from api.core.settings import get_settings
 from api.transfers import links
 from api.transfers.csv_format import FORMULA_STARTS, guard
-from api.transfers.models import AuditAction, AuditLogEntry, ExportJob
+from api.transfers.models import ExportJob
 from api.users.models import User
 
 log = logging.getLogger("api.transfers")
@@ -113,10 +115,10 @@ async def request_export(actor: User, spec: ContactFilterSpec) -> ExportJob:
             contact_filter=stored,
             file_path=file_path,
         )
-        await AuditLogEntry.create(
-            office_id=actor.office_id,
-            actor_id=actor.id,
-            action=AuditAction.EXPORT,
+        await auditlog.record(
+            actor,
+            AuditAction.EXPORT,
+            target=ids.encode("ExportJob", job.id),
             contact_filter=stored,
             export_job_id=job.id,
         )
@@ -133,25 +135,6 @@ async def get_job(actor: User, job_id: int) -> ExportJob:
     if job is None or not (policy.is_admin(actor) or job.requested_by_id == actor.id):
         raise NotFound("ExportJob")
     return job
-
-
-async def audit_log_page(
-    actor: User, *, first: int, after: int | None
-) -> tuple[list[AuditLogEntry], bool]:
-    """A page of the office's audit log, newest first (admins), and whether more follow."""
-    if not policy.is_admin(actor):
-        raise Forbidden("Only admins read the audit log")
-    query = AuditLogEntry.filter(office_id=actor.office_id)
-    if after is not None:
-        query = query.filter(id__lt=after)
-    rows = await query.order_by("-id").limit(first + 1)
-    return rows[:first], len(rows) > first
-
-
-async def audit_log_count(actor: User) -> int:
-    if not policy.is_admin(actor):
-        raise Forbidden("Only admins read the audit log")
-    return await AuditLogEntry.filter(office_id=actor.office_id).count()
 
 
 def download_url(job: ExportJob) -> str | None:
@@ -256,6 +239,7 @@ async def _mark_failed(job_id: int) -> None:
         .exclude(state=JobState.DONE)
         .update(state=JobState.FAILED, finished_at=datetime.now(UTC))
     )
+    await events.publish("ExportJob", job_id)
 
 
 async def _finish(job_id: int, temp: Path, final: Path, count: int) -> None:
@@ -274,11 +258,13 @@ async def _finish(job_id: int, temp: Path, final: Path, count: int) -> None:
         await AuditLogEntry.filter(export_job_id=job_id).update(row_count=count)
         # Last: should the commit fail, a retry replaces this file under the same name.
         os.replace(temp, final)
+    await events.publish("ExportJob", job_id)
 
 
 async def _progress(job_id: int, count: int) -> None:
     """The running count `exportJob.rowCount` shows while the job works."""
     await ExportJob.filter(id=job_id, state=JobState.RUNNING).update(row_count=count)
+    await events.publish("ExportJob", job_id)
 
 
 async def _write_csv(job: ExportJob, requester: User, path: Path) -> int:

@@ -44,7 +44,7 @@ from tortoise.transactions import in_transaction
 from api.contacts.filters import search_text
 from api.contacts.models import ContactStatus, OwnerSource
 from api.contacts.ownership import resolve
-from api.core import policy, validation
+from api.core import events, policy, validation
 from api.core.database import dialect, execute, fetch
 from api.core.errors import BadInput, Forbidden, NotFound
 from api.core.jobs import JobState
@@ -332,6 +332,7 @@ async def execute_import(job_id: int, progress: Progress | None = None) -> Impor
         plan = Plan.of(payload)  # type: ignore[arg-type]
         while True:
             finished = await _run_batch(job_id, plan)
+            await events.publish("ImportJob", job_id)
             if progress is not None or finished:
                 job = await ImportJob.filter(id=job_id).only(*JOB_FIELDS).first()
                 if progress is not None and job is not None:
@@ -345,6 +346,7 @@ async def execute_import(job_id: int, progress: Progress | None = None) -> Impor
             .exclude(state=JobState.DONE)
             .update(state=JobState.FAILED, finished_at=datetime.now(UTC))
         )
+        await events.publish("ImportJob", job_id)
         raise
 
 
