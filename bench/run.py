@@ -8,9 +8,14 @@ bench.reports), each measure beside raw SQL returning the same rows.
 SQL statements per request are counted at the wire (bench.pgwire) on a second start of
 both servers, so counting costs the timed runs nothing. Last, with no server running, the
 CSV export of the whole office and the CRM imports (bench.transfers), each beside raw COPY.
+Then the campaigns (bench.campaigns): the dispatch of 100,000 recipients, and a 10,000-recipient
+send through Redis and `crm worker` processes into Postfix's smtp-sink beside a bare aiosmtplib
+loop into the same sink.
 
     python -m bench.run [--keep] [--reuse] [--requests 200] [--audit-runs 2] [--profile]
-                        [--import-rows 100000]
+                        [--import-rows 100000] [--skip-campaigns]
+    python -m bench.run --campaigns-only [--reuse] [--output FILE]   (just the campaigns: a
+        small database of their own unless --reuse names a kept one; prints, writes FILE if given)
 """
 
 from __future__ import annotations
@@ -417,6 +422,7 @@ class Row:
     holds: bool = True  # a further condition of the target (the second audit changed nothing)
     rows: int | None = None  # rows each run moves (both contenders): rows/s shown
     rate: bool = False  # the limit is a floor of rows/s (rows over the median time)
+    unit: str = "rows"  # what `rows` counts (messages, for a campaign)
 
     @property
     def ratio(self) -> float | None:
@@ -438,7 +444,7 @@ class Row:
         text = _ms(t)
         if t is None or self.rows is None:
             return text
-        rate = f"{self.rows / (t.median / 1000):,.0f} rows/s"
+        rate = f"{self.rows / (t.median / 1000):,.0f} {self.unit}/s"
         return f"{text[:-1]}; {rate})" if text.endswith(")") else f"{text} ({rate})"
 
     def cells(self) -> list[str]:
@@ -512,6 +518,95 @@ async def _build_or_reuse(args: argparse.Namespace, admin_url: str, db_url: str)
     return office
 
 
+def server_env(workdir: Path, args: argparse.Namespace) -> dict[str, str]:
+    """The environment of the servers and workers the bench starts (each adds DATABASE_URL)."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "LOG_LEVEL")
+    }
+    env.update(
+        DATA_DIR=str(workdir / "data"),
+        SECRET_KEY=os.environ["SECRET_KEY"],
+        LOG_LEVEL=args.log_level,
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def measure_campaigns(
+    db_url: str, base_env: dict[str, str], workdir: Path, args: argparse.Namespace
+) -> Awaitable[Any]:
+    from bench import campaigns as bench_campaigns
+
+    return bench_campaigns.measure(
+        db_url,
+        base_env,
+        workdir,
+        recipients=args.dispatch_recipients,
+        send=args.send_recipients,
+        dispatch_runs=args.dispatch_runs,
+        send_runs=args.send_runs,
+        workers=args.campaign_workers,
+        threads=args.campaign_threads,
+        profile=args.profile,
+        keep=args.keep,
+    )
+
+
+def write_campaigns_report(path: Path, rows: list[Any], section: list[str]) -> None:
+    m = machine()
+    lines = [
+        "# Benchmarks: the campaigns alone",
+        "",
+        "Written by `python -m bench.run --campaigns-only`.",
+        "",
+        f"- **Date:** {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- **Machine:** {m['cpu']}, {m['cores']} cores, {m['ram']} RAM",
+        f"- **Software:** Python {m['python']}; {m['libs']}",
+        "",
+        "| Measure | Result (median; p95 or runs) | Baseline | Baseline (median; p95 or runs)"
+        " | Ratio | Target | Pass |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *("| " + " | ".join(r.cells()) + " |" for r in rows),
+        *section,
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def run_campaigns_only(args: argparse.Namespace) -> int:
+    """`--campaigns-only`: the campaigns' section alone, for quick turns."""
+    from bench import campaigns as bench_campaigns
+    from bench import data
+
+    admin_url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+    db_url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{args.db}"
+    workdir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
+    try:
+        if args.reuse:
+            print(f"reusing database {args.db}")
+        else:
+            print(f"creating database {args.db} and applying migrations")
+            await data.create_database(admin_url, args.db)
+            await data.migrate()
+        print("campaigns")
+        result = await measure_campaigns(db_url, server_env(workdir, args), workdir, args)
+        rows = bench_campaigns.rows(result)
+        section = bench_campaigns.report_section(result)
+        for r in rows:
+            print(r.line())
+        for line in section[3:]:
+            if line:
+                print(f"  {line}")
+        if args.output:
+            write_campaigns_report(Path(args.output), rows, section)
+            print(f"wrote {args.output}")
+        return 1 if result.problems else 0
+    finally:
+        if not args.keep:
+            await data.drop_database(admin_url, args.db)
+            print(f"dropped database {args.db} (--keep keeps it)")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 async def run(args: argparse.Namespace) -> int:
     from api.users.auth import issue_token
     from bench import audit as bench_audit
@@ -521,15 +616,7 @@ async def run(args: argparse.Namespace) -> int:
     admin_url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
     db_url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{args.db}"
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
-    base_env = {
-        k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "LOG_LEVEL")
-    }
-    base_env.update(
-        DATA_DIR=str(workdir / "data"),
-        SECRET_KEY=os.environ["SECRET_KEY"],
-        LOG_LEVEL=args.log_level,
-        PYTHONPATH=str(ROOT),
-    )
+    base_env = server_env(workdir, args)
     servers: list[Server] = []
     recorder = None
     conn: asyncpg.Connection | None = None
@@ -552,8 +639,12 @@ async def run(args: argparse.Namespace) -> int:
         for problem in audit.mismatches:
             print(f"  note: the two audits disagree on {problem}")
 
-        token = issue_token(SimpleNamespace(id=office.admin_id, office_id=office.office_id))
         conn = await asyncpg.connect(db_url)
+        # A token names the user's token version: the admin's as the database holds it.
+        admin = await conn.fetchrow(
+            "SELECT id, office_id, token_version FROM app_user WHERE id = $1", office.admin_id
+        )
+        token = issue_token(SimpleNamespace(**admin))
         pg_version = await conn.fetchval("SHOW server_version")
         raw = RawSQL(conn, office.office_id, office.admin_id)
         raw_reports = RawReports(conn, office.office_id, office.admin_id)
@@ -759,6 +850,22 @@ async def run(args: argparse.Namespace) -> int:
         for problem in imports.problems + export.problems:
             print(f"  note: {problem}")
 
+        # ---- the campaigns (issue 4): their own office, Redis, workers and mail sink
+        from bench import campaigns as bench_campaigns
+
+        campaigns = None
+        if not args.skip_campaigns:
+            print(
+                f"campaigns: dispatch of {args.dispatch_recipients:,} recipients, then"
+                f" {args.send_recipients:,} messages through Redis and `crm worker` into"
+                " smtp-sink beside a bare aiosmtplib loop"
+            )
+            t = time.perf_counter()
+            campaigns = await measure_campaigns(db_url, base_env, workdir, args)
+            print(f"  {time.perf_counter() - t:.1f} s")
+            for problem in campaigns.problems:
+                print(f"  note: {problem}")
+
         rows = [
             Row(
                 f"`contacts(first: {PAGE})` with owner and company",
@@ -854,6 +961,8 @@ async def run(args: argparse.Namespace) -> int:
                 )
             )
         rows += transfer_rows(imports, export)
+        if campaigns is not None:
+            rows += bench_campaigns.rows(campaigns)
         write_report(
             Path(args.output),
             rows=rows,
@@ -870,6 +979,9 @@ async def run(args: argparse.Namespace) -> int:
             matches=matches,
             args=args,
             transfers=bench_transfers.report_section(imports, export, office.contacts),
+            campaigns=bench_campaigns.report_section(campaigns)
+            if campaigns is not None
+            else ["", "## Campaigns", "", "Not measured (`--skip-campaigns`)."],
         )
         for r in rows:
             print(r.line())
@@ -1059,6 +1171,7 @@ def write_report(
     matches: dict[str, int],
     args: argparse.Namespace,
     transfers: list[str],
+    campaigns: list[str],
 ) -> None:
     from bench import data
 
@@ -1085,8 +1198,8 @@ def write_report(
         " request by request; one keep-alive httpx client"
         " per server; the caller is the office admin. One-minute load average"
         f" {load[0]:.2f} before timing, {load[1]:.2f} after (other work on the machine inflates"
-        " every number; the ratios are the sturdier figures). The status audit, the imports"
-        " and the export: see below",
+        " every number; the ratios are the sturdier figures). The status audit, the imports,"
+        " the export and the campaigns: see below",
         "",
         "## Results",
         "",
@@ -1098,6 +1211,7 @@ def write_report(
         lines.append("| " + " | ".join(r.cells()) + " |")
     lines += audit_section(audit)
     lines += transfers
+    lines += campaigns
     lines += [
         "",
         "## SQL statements per request",
@@ -1257,7 +1371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--audit-runs", type=int, default=1, help="timed first runs of the audit, each way"
     )
-    parser.add_argument("--db", default="crm_bench")
+    parser.add_argument("--db", help="crm_bench (--campaigns-only: crm_bench_campaigns)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="reuse a database kept with --keep")
     parser.add_argument(
@@ -1267,14 +1381,52 @@ def main(argv: list[str] | None = None) -> int:
         "--import-rows", type=int, default=100_000, help="rows of each timed import"
     )
     parser.add_argument("--log-level", default="INFO", help="the servers' LOG_LEVEL")
-    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"))
+    parser.add_argument(
+        "--output", help="the report (default: BENCHMARKS.md; none with --campaigns-only)"
+    )
+    parser.add_argument(
+        "--campaigns-only",
+        action="store_true",
+        help="just the campaigns, in a database of their own",
+    )
+    parser.add_argument("--skip-campaigns", action="store_true", help="leave the campaigns out")
+    parser.add_argument("--send-recipients", type=int, default=10_000)
+    parser.add_argument("--dispatch-recipients", type=int, default=100_000)
+    parser.add_argument("--dispatch-runs", type=int, default=3)
+    parser.add_argument(
+        "--send-runs", type=int, default=3, help="turns of the reference, then the campaign"
+    )
+    parser.add_argument(
+        "--campaign-workers", type=int, default=2, help="`crm worker --processes 1` processes"
+    )
+    parser.add_argument(
+        "--campaign-threads", type=int, default=8, help="--threads of each `crm worker`"
+    )
     args = parser.parse_args(argv)
+    if args.db is None:
+        args.db = "crm_bench_campaigns" if args.campaigns_only and not args.reuse else "crm_bench"
+    if args.output is None and not args.campaigns_only:
+        args.output = str(ROOT / "BENCHMARKS.md")
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.db):
         parser.error("--db: lower-case letters, digits and _ only")
     if args.audit_runs < 1:
         parser.error("--audit-runs: at least 1")
     if args.import_rows < 1:
         parser.error("--import-rows: at least 1")
+    if args.campaigns_only and args.skip_campaigns:
+        parser.error("--campaigns-only and --skip-campaigns exclude each other")
+    if not 1 <= args.send_recipients <= args.dispatch_recipients:
+        parser.error("--send-recipients: at least 1 and at most --dispatch-recipients")
+    if min(args.dispatch_runs, args.send_runs, args.campaign_workers, args.campaign_threads) < 1:
+        parser.error("--dispatch-runs, --send-runs, --campaign-*: at least 1")
+    if not args.skip_campaigns:
+        from bench.campaigns import tool_problems
+
+        missing = tool_problems()
+        if missing:
+            print("the campaigns' benchmark needs:", *missing, sep="\n  ", file=sys.stderr)
+            print("(or leave the campaigns out with --skip-campaigns)", file=sys.stderr)
+            return 2
     if args.reuse:
         args.keep = True
     # The bench process talks to the same database with the same key as the servers.
@@ -1285,7 +1437,7 @@ def main(argv: list[str] | None = None) -> int:
     from api.core.settings import get_settings
 
     get_settings.cache_clear()
-    return asyncio.run(run(args))
+    return asyncio.run(run_campaigns_only(args) if args.campaigns_only else run(args))
 
 
 if __name__ == "__main__":
