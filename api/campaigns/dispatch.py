@@ -130,7 +130,11 @@ async def _resolve(campaign: Campaign) -> None:
         sender=sender,
         members=members_sql,
     )
-    await connections.get("default").execute_query(sql, params)
+    connection = connections.get("default")
+    if connection.capabilities.dialect == "postgres":
+        # The window that finds duplicate addresses sorts every member: in memory, not on disk.
+        await connection.execute_script("SET LOCAL work_mem = '64MB'")
+    await connection.execute_query(sql, params)
 
 
 async def _cut_batches(campaign: Campaign) -> None:

@@ -23,6 +23,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dramatiq
 from tortoise.transactions import in_transaction
@@ -37,7 +38,7 @@ from api.campaigns.models import (
 )
 from api.contacts.models import ActivityKind
 from api.core import events, metrics
-from api.core.database import dialect, execute, fetch
+from api.core.database import dialect, execute, fetch, tortoise_config
 from api.core.settings import get_settings
 from api.offices.models import Office
 from api.offices.service import office_address
@@ -77,7 +78,7 @@ ORDER BY d.id
 """
 
 _IN_BATCH = "campaign_id = $1 AND id BETWEEN $2 AND $3"
-# "No previous outcome to record" for _advance.
+# "No previous outcome to record" for _Ledger.advance.
 _NOTHING: tuple[int, str, str | None] = (0, DeliveryState.SENT.value, None)
 
 
@@ -138,14 +139,15 @@ async def _send(campaign: Campaign, batch: CampaignBatch, lease: timedelta) -> b
     # The delivery marked SENDING, and whether its bytes may have reached the mail server.
     current, handed_over = 0, False
     left_for_retry = False
+    ledger = _Ledger(campaign.id)
     try:
-        async with transport.open_session() as session:
+        async with ledger, transport.open_session() as session:
             for row in rows:
                 if time.monotonic() >= renew_at:
                     renew_at = time.monotonic() + renew_every
                     if not await _renew(campaign.id, batch.id, lease):
                         break  # cancelled: the rest stays CANCELLED
-                marked = await _advance(campaign.id, previous, row["id"])
+                marked = await ledger.advance(previous, row["id"])
                 previous = _NOTHING
                 if not marked:
                     continue
@@ -177,7 +179,10 @@ async def _send(campaign: Campaign, batch: CampaignBatch, lease: timedelta) -> b
         log.warning("campaign %s: mail server unavailable; batch %s waits", campaign.id, batch.id)
         left_for_retry, handed_over = True, False
     finally:
-        await _advance(campaign.id, previous, 0)
+        if previous[0]:
+            await execute(
+                _ADVANCE, previous[0], previous[1], datetime.now(UTC), previous[2], 0, campaign.id
+            )
         if current and not handed_over:
             # Never reached the mail server: back in line, and the attempt does not count.
             await execute(
@@ -188,20 +193,51 @@ async def _send(campaign: Campaign, batch: CampaignBatch, lease: timedelta) -> b
     return left_for_retry
 
 
+class _Ledger:
+    """Where the one write per message goes. On PostgreSQL, a connection of the batch's own
+    (never one of the pool's, which the rest of the batch needs) with synchronous_commit off:
+    each mark is committed (a killed worker loses none) without waiting for the disk, which
+    only a crash of the database server itself could undo."""
+
+    def __init__(self, campaign_id: int) -> None:
+        self.campaign_id = campaign_id
+        self.conn: Any = None
+
+    async def __aenter__(self) -> _Ledger:
+        if dialect() == "postgres":
+            import asyncpg
+
+            credentials = tortoise_config()["connections"]["default"]["credentials"]
+            self.conn = await asyncpg.connect(
+                host=credentials["host"],
+                port=credentials["port"],
+                user=credentials["user"],
+                password=credentials.get("password"),
+                database=credentials["database"],
+                server_settings={"synchronous_commit": "off"},
+            )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+
+    async def advance(self, previous: tuple[int, str, str | None], next_id: int) -> bool:
+        """Record the previous message's outcome and mark the next SENDING; False when the
+        next is no longer PENDING (cancelled)."""
+        prev_id, prev_state, detail = previous
+        if not prev_id and not next_id:
+            return False
+        args = (prev_id, prev_state, datetime.now(UTC), detail, next_id, self.campaign_id)
+        if self.conn is not None:
+            rows = await self.conn.fetch(_ADVANCE, *args)
+        else:
+            rows = await fetch(_ADVANCE, *args)
+        return any(row["id"] == next_id for row in rows)
+
+
 def _detail(text: str | None) -> str | None:
     return text[:500] if text else None
-
-
-async def _advance(campaign_id: int, previous: tuple[int, str, str | None], next_id: int) -> bool:
-    """Record the previous message's outcome and mark the next SENDING; False when the next
-    is no longer PENDING (cancelled)."""
-    prev_id, prev_state, detail = previous
-    if not prev_id and not next_id:
-        return False
-    rows = await fetch(
-        _ADVANCE, prev_id, prev_state, datetime.now(UTC), detail, next_id, campaign_id
-    )
-    return any(row["id"] == next_id for row in rows)
 
 
 async def _renew(campaign_id: int, batch_id: int, lease: timedelta) -> bool:
