@@ -47,35 +47,72 @@ async def add_constraints(apps, schema_editor):
     )
     await schema_editor.client.execute_script(f"ALTER TABLE delivery {adds};")
 
+
 class Migration(migrations.Migration):
-    dependencies = [('models', '0009_audit_log_erasure')]
+    dependencies = [("models", "0009_audit_log_erasure")]
 
     initial = False
 
     operations = [
         ops.AlterModelOptions(
-            name='Delivery',
-            options={'table': 'delivery', 'app': 'models', 'unique_together': (('campaign', 'contact'),), 'indexes': [Index(fields=['campaign_id', 'state'], name='delivery_campaign_state')], 'pk_attr': 'id', 'table_description': 'One row per contact a send considered. Written a hundred thousand at a time by the'},
+            name="Delivery",
+            options={
+                "table": "delivery",
+                "app": "models",
+                "unique_together": (("campaign", "contact"),),
+                "indexes": [Index(fields=["campaign_id", "state"], name="delivery_campaign_state")],
+                "pk_attr": "id",
+                "table_description": "One row per contact a send considered. Written a hundred thousand at a time by the",
+            },
         ),
         StateOnly(
-            model_name='Delivery',
-            name='campaign',
-            field=fields.ForeignKeyField('models.Campaign', source_field='campaign_id', db_constraint=False, to_field='id', related_name='deliveries', on_delete=OnDelete.CASCADE),
+            model_name="Delivery",
+            name="campaign",
+            field=fields.ForeignKeyField(
+                "models.Campaign",
+                source_field="campaign_id",
+                db_constraint=False,
+                to_field="id",
+                related_name="deliveries",
+                on_delete=OnDelete.CASCADE,
+            ),
         ),
         StateOnly(
-            model_name='Delivery',
-            name='contact',
-            field=fields.ForeignKeyField('models.Contact', source_field='contact_id', db_constraint=False, to_field='id', related_name='deliveries', on_delete=OnDelete.CASCADE),
+            model_name="Delivery",
+            name="contact",
+            field=fields.ForeignKeyField(
+                "models.Contact",
+                source_field="contact_id",
+                db_constraint=False,
+                to_field="id",
+                related_name="deliveries",
+                on_delete=OnDelete.CASCADE,
+            ),
         ),
         StateOnly(
-            model_name='Delivery',
-            name='office',
-            field=fields.ForeignKeyField('models.Office', source_field='office_id', db_constraint=False, to_field='id', related_name=False, on_delete=OnDelete.CASCADE),
+            model_name="Delivery",
+            name="office",
+            field=fields.ForeignKeyField(
+                "models.Office",
+                source_field="office_id",
+                db_constraint=False,
+                to_field="id",
+                related_name=False,
+                on_delete=OnDelete.CASCADE,
+            ),
         ),
         StateOnly(
-            model_name='Delivery',
-            name='sender',
-            field=fields.ForeignKeyField('models.User', source_field='sender_id', null=True, db_constraint=False, to_field='id', related_name=False, on_delete=OnDelete.SET_NULL),
+            model_name="Delivery",
+            name="sender",
+            field=fields.ForeignKeyField(
+                "models.User",
+                source_field="sender_id",
+                null=True,
+                db_constraint=False,
+                to_field="id",
+                related_name=False,
+                on_delete=OnDelete.SET_NULL,
+            ),
         ),
         ops.RunPython(drop_constraints, add_constraints),
     ]
