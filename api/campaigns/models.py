@@ -154,8 +154,9 @@ class Delivery(Model):
 
     class Meta:
         table = "delivery"
+        # Its index serves every per-campaign query. No index holds `state`, so the two marks
+        # per message (SENDING, then the outcome) can be heap-only updates (see migration 0011).
         unique_together = (("campaign", "contact"),)
-        indexes = [Index(fields=("campaign_id", "state"), name="delivery_campaign_state")]
 
 
 class Suppression(Model):
