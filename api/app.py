@@ -30,10 +30,10 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api import graphiql
 from api.campaigns.routes import ROUTES as campaign_routes
-from api.core import events, metrics
+from api.core import database, events, metrics
 from api.core.context import Context
 from api.core.database import close_db, init_db
-from api.core.errors import Unauthenticated
+from api.core.errors import ServiceUnavailable, Unauthenticated
 from api.core.health import readyz
 from api.core.http import middleware as http_middleware
 from api.core.loaders import Loaders
@@ -97,6 +97,22 @@ class CrmGraphQL(PersistedQueriesView, GraphQL):
         header = next((v for k, v in params.items() if k.lower() == "authorization"), "")
         await _authenticate(context, header if isinstance(header, str) else "")
         return UNSET
+
+    async def run(  # type: ignore[override]
+        self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET
+    ) -> Response | WebSocket:
+        try:
+            return await super().run(request, context, root_value)
+        except Exception as exc:
+            # The caller's token is read (get_context) before the schema's error handling:
+            # a database outage there answers as one inside a resolver does (ErrorCodes).
+            if isinstance(request, WebSocket) or not database.is_unavailable(exc):
+                raise
+            log.warning("database unavailable while reading the caller: %s", type(exc).__name__)
+            error = ServiceUnavailable()
+            metrics.count_graphql_errors([error.code])
+            body = {"errors": [{"message": error.message, "extensions": error.extensions}]}
+            return Response(self.encode_json(body), media_type="application/json")
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # GraphiQL's scripts from this server once fetched, not from a CDN (api.graphiql).

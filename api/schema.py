@@ -26,7 +26,7 @@ from api.auditlog.schema import AuditLogQueries
 from api.campaigns.schema import CampaignMutations, CampaignQueries
 from api.campaigns.subscriptions import CampaignSubscriptions
 from api.contacts.schema import ContactMutations, ContactQueries
-from api.core.graphql_extensions import ErrorCodes, cost_limit_rule
+from api.core.graphql_extensions import ErrorCodes, IntrospectionSetting, cost_limit_rule
 from api.core.graphql_types import resolve_attribute
 from api.core.settings import get_settings
 from api.offices.schema import OfficeMutations, OfficeQueries
@@ -109,6 +109,7 @@ def build_schema() -> strawberry.Schema:
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=5000),
             lambda: AddValidationRules(rules),
+            IntrospectionSetting,
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
             ErrorCodes,

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, Phase, settings
 
 from tests.conftest import assert_clean
 
-# Every code an error may carry (R20, plus persisted queries). Anything else, an
-# INTERNAL_SERVER_ERROR above all, is a bug the fuzzer found.
+# Every code an error may carry (R20, plus persisted queries and a database outage). Anything
+# else, an INTERNAL_SERVER_ERROR above all, is a bug the fuzzer found.
 KNOWN_CODES = frozenset(
     {
         "UNAUTHENTICATED",
@@ -27,6 +27,7 @@ KNOWN_CODES = frozenset(
         "CONFLICT",
         "RATE_LIMITED",
         "PERSISTED_QUERY_NOT_FOUND",
+        "SERVICE_UNAVAILABLE",
     }
 )
 

@@ -95,7 +95,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {**os.environ, "PUBLIC_BASE_URL": base_url}
+    # GraphiQL loads the schema by introspection, off by default with PostgreSQL.
+    env = {**os.environ, "PUBLIC_BASE_URL": base_url, "GRAPHQL_INTROSPECTION": "true"}
     app = "tests.web_app:web_only"
     command = [sys.executable, "-m", "uvicorn", "--factory", app, "--port", str(port)]
     with log.open("w") as output:

@@ -309,6 +309,13 @@ async def test_without_cors_origins_no_origin_is_allowed(client):
 INTROSPECTION = "{ __schema { types { name description fields { name description } } } }"
 
 
+@pytest.fixture
+def introspection_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The large answer here is the schema, by introspection: off by default with PostgreSQL."""
+    monkeypatch.setattr(get_settings(), "graphql_introspection_value", True)
+
+
+@pytest.mark.usefixtures("introspection_on")
 async def test_a_large_response_is_gzipped_when_accepted_and_a_small_one_is_not(client, world):
     threshold = get_settings().gzip_min_bytes
     large = await client.post(
@@ -339,6 +346,7 @@ async def test_a_large_response_is_gzipped_when_accepted_and_a_small_one_is_not(
     assert identity.json() == large.json()
 
 
+@pytest.mark.usefixtures("introspection_on")
 async def test_gzip_bytes_on_the_wire_are_a_valid_gzip_stream(app, world):
     """What a browser inflates: the raw body is gzip, and inflates to the JSON answer."""
     transport = httpx.ASGITransport(app=app)

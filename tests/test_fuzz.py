@@ -27,6 +27,7 @@ from schemathesis import GenerationMode
 from schemathesis.graphql import nodes
 
 from api.core import ids
+from api.core.settings import get_settings
 from api.users import auth
 from tests.conftest import World, make_user
 from tests.fuzzing import check_answer, hypothesis_settings, model_named
@@ -79,6 +80,15 @@ schemathesis.graphql.scalar("DateTime", DATETIMES.map(nodes.String))
 schemathesis.graphql.scalar("Date", st.one_of(DATES, st.text(max_size=12)).map(nodes.String))
 # Files come as multipart parts; in a JSON body an Upload is whatever string the client sends.
 schemathesis.graphql.scalar("Upload", st.text(max_size=20).map(nodes.String))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def introspection_on() -> Iterator[None]:
+    """The schema is read by introspection, off by default with PostgreSQL
+    (GRAPHQL_INTROSPECTION)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(get_settings(), "graphql_introspection_value", True)
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,11 @@ _broker: dramatiq.Broker | None = None
 
 
 class TortoiseSetup(Middleware):
-    """Connects the ORM on the worker's event loop once the worker has booted."""
+    """Connects the ORM on the worker's event loop before the worker takes any message
+    (after_worker_boot would be too late: consumers already run then). Added after AsyncIO,
+    whose before_worker_boot has started that loop by now."""
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         from dramatiq.asyncio import get_event_loop_thread
 
         from api.core.database import init_db

@@ -1,12 +1,16 @@
-"""Tortoise ORM set-up: one app ("models") over every domain's models, migrations in api.migrations."""
+"""Tortoise ORM set-up: one app ("models") over every domain's models, migrations in
+api.migrations; raw queries on either backend; and telling an unreachable database from a
+query that failed."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import asyncpg
 from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as tortoise_migrate
 
 from api.core.settings import get_settings
@@ -72,6 +76,36 @@ async def migrate_db(db_url: str | None = None) -> None:
 
 async def close_db() -> None:
     await Tortoise.close_connections()
+
+
+# What a query raises while the server cannot be reached: refused or reset connections
+# (OSError), a server shutting down or starting up (57P01-57P03), a connection lost mid-query,
+# and a pooled connection the server ended while it sat idle (asyncpg's protocol then refuses
+# the next query with an InternalClientError).
+_UNREACHABLE = (
+    OSError,
+    DBConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InternalClientError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from or while handling, says the database could
+    not be reached (rather than that a query was wrong): the request may succeed once it is
+    back. asyncpg's pool reconnects by itself, so nothing else needs doing."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _UNREACHABLE):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def dialect() -> str:

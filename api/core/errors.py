@@ -49,3 +49,13 @@ class Conflict(AppError):
 
 class RateLimited(AppError):
     code = "RATE_LIMITED"
+
+
+class ServiceUnavailable(AppError):
+    """The database could not be reached (a restart, a failover): nothing was wrong with the
+    request, and the same request may succeed in a moment."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, message: str = "The database is unavailable; try again shortly") -> None:
+        super().__init__(message)

@@ -1,8 +1,11 @@
-"""Schema extensions: error codes on every error (R20) and a cost limit checked before execution."""
+"""Schema extensions: error codes on every error (R20), SERVICE_UNAVAILABLE while the database
+cannot be reached, introspection as GRAPHQL_INTROSPECTION says, and a cost limit checked
+before execution."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from graphql import (
@@ -25,10 +28,13 @@ from graphql import (
     get_nullable_type,
     is_list_type,
 )
-from strawberry.extensions import MaskErrors
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import MaskErrors, SchemaExtension
 
-from api.core.errors import AppError
+from api.core import database
+from api.core.errors import AppError, ServiceUnavailable
 from api.core.pagination import MAX_PAGE_SIZE
+from api.core.settings import get_settings
 
 log = logging.getLogger("api.graphql")
 
@@ -50,12 +56,17 @@ class ErrorCodes(MaskErrors):
             return self._rebuild(error, original.message, original.extensions)
         if error.extensions and "code" in error.extensions:
             return error  # permission classes set their own code
+        if original is not None and database.is_unavailable(original):
+            # An outage, not a bug: one line, not a traceback per request while it lasts.
+            log.warning("database unavailable in %s: %s", _path(error), type(original).__name__)
+            unavailable = ServiceUnavailable()
+            return self._rebuild(error, unavailable.message, unavailable.extensions)
         if error.path is None:
             # Parse, validation or variable-coercion errors: the document or variables are wrong.
             return self._rebuild(error, error.message, {"code": "BAD_USER_INPUT"})
         log.error(
             "unexpected error in %s",
-            ".".join(str(p) for p in error.path),
+            _path(error),
             exc_info=(type(original), original, original.__traceback__) if original else None,
         )
         return self._rebuild(error, INTERNAL_MESSAGE, {"code": "INTERNAL_SERVER_ERROR"})
@@ -71,6 +82,23 @@ class ErrorCodes(MaskErrors):
             original_error=None,
             extensions=extensions,
         )
+
+
+def _path(error: GraphQLError) -> str:
+    return ".".join(str(p) for p in error.path or ())
+
+
+class IntrospectionSetting(SchemaExtension):
+    """Refuses `__schema` and `__type` (BAD_USER_INPUT) while GRAPHQL_INTROSPECTION is off;
+    `__typename` stays. Read per operation, not when the schema is built at import, so a test
+    can turn it on for its own requests; the settings are cached, so this costs nothing."""
+
+    def on_operation(self) -> Iterator[None]:
+        if not get_settings().graphql_introspection:
+            context = self.execution_context
+            # The same rule class each time: the validation cache keeps hitting.
+            context.validation_rules = (*context.validation_rules, NoSchemaIntrospectionCustomRule)
+        yield
 
 
 # A plain list field (no `first` argument) is counted as this many items.

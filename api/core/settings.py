@@ -56,15 +56,18 @@ class Settings(BaseSettings):
     persisted_query_ttl_seconds: int = Field(
         default=7 * 24 * 3600, alias="PERSISTED_QUERY_TTL_SECONDS", ge=60
     )
+    # Whether GraphQL answers introspection (__schema, __type: what GraphiQL and code
+    # generators read); unset: on with SQLite (development), off with PostgreSQL (production).
+    graphql_introspection_value: bool | None = Field(default=None, alias="GRAPHQL_INTROSPECTION")
 
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator("log_format_value", mode="before")
+    @field_validator("log_format_value", "graphql_introspection_value", mode="before")
     @classmethod
-    def _log_format_word(cls, value: object) -> object:
+    def _word(cls, value: object) -> object:
         if isinstance(value, str):
             return value.strip().lower() or None
         return value
@@ -100,6 +103,12 @@ class Settings(BaseSettings):
     @property
     def log_format(self) -> str:
         return self.log_format_value or ("json" if self.is_postgres else "text")
+
+    @property
+    def graphql_introspection(self) -> bool:
+        if self.graphql_introspection_value is None:
+            return not self.is_postgres
+        return self.graphql_introspection_value
 
     @property
     def metrics_dir(self) -> Path:
