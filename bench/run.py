@@ -557,6 +557,17 @@ def measure_campaigns(
     )
 
 
+def kept_sections(path: Path) -> str:
+    """Sections other benchmarks write into the same file (`make load`), kept as they are."""
+    from bench.load import MARK_BEGIN, MARK_END
+
+    text = path.read_text() if path.exists() else ""
+    start, end = text.find(MARK_BEGIN), text.find(MARK_END)
+    if start < 0 or end < start:
+        return ""
+    return "\n" + text[start : end + len(MARK_END)] + "\n"
+
+
 def write_campaigns_report(path: Path, rows: list[Any], section: list[str]) -> None:
     m = machine()
     lines = [
@@ -574,7 +585,7 @@ def write_campaigns_report(path: Path, rows: list[Any], section: list[str]) -> N
         *("| " + " | ".join(r.cells()) + " |" for r in rows),
         *section,
     ]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + kept_sections(path))
 
 
 async def run_campaigns_only(args: argparse.Namespace) -> int:
@@ -1282,7 +1293,7 @@ def write_report(
         " clock catches up on the night's status audit) before anything was measured; the"
         " bench waits for that, then vacuums again.",
     ]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + kept_sections(path))
 
 
 def audit_section(audit: Any) -> list[str]:

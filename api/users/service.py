@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import anyio
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
@@ -172,13 +173,14 @@ async def update_user(actor: User, user_id: int, changes: UserChanges) -> User:
 async def change_password(actor: User, current: str, new: str) -> User:
     """The caller's own password, given the current one. Every token issued before stops
     working at once; the caller gets a fresh one from the mutation."""
-    if not verify_password(actor.password_hash, current):
+    if not await anyio.to_thread.run_sync(verify_password, actor.password_hash, current):
         raise BadInput("The current password is wrong", field="currentPassword")
     passwords.check(new, "newPassword", email=actor.email)
     if new == current:
         raise BadInput("Choose a password different from the current one", field="newPassword")
+    password_hash = await anyio.to_thread.run_sync(hash_password, new)
     await User.filter(id=actor.id).update(
-        password_hash=hash_password(new), token_version=F("token_version") + 1
+        password_hash=password_hash, token_version=F("token_version") + 1
     )
     return await User.get(id=actor.id)
 
