@@ -67,18 +67,6 @@ class CampaignDraft:
 # --- reading -------------------------------------------------------------------------------
 
 
-def visible_q(actor: User) -> Q:
-    """The campaigns `actor` may see: their own, the office-wide account's with office-wide
-    access, every one for admins (policy.may_see_account_item, as a filter)."""
-    q = Q(office_id=actor.office_id)
-    if policy.is_admin(actor):
-        return q
-    own = Q(account=SendAccount.USER, sender_id=actor.id)
-    if policy.may_use_office_account(actor):
-        own |= Q(account=SendAccount.OFFICE)
-    return q & own
-
-
 def _visible(actor: User, campaign: Campaign | None) -> Campaign:
     if campaign is None or not policy.may_see_account_item(
         actor, campaign.office_id, campaign.account, campaign.sender_id
@@ -96,7 +84,7 @@ class CampaignPage(LazyPage[Campaign]):
 
     def __init__(self, actor: User, *, first: int, after: int | None) -> None:
         super().__init__(first=first, after=after)
-        self._query = Campaign.filter(visible_q(actor))
+        self._query = Campaign.filter(policy.account_items_scope(actor, holder="sender_id"))
 
     async def fetch(self) -> list[Campaign]:
         page = self._query.filter(id__lt=self.after) if self.after is not None else self._query

@@ -17,6 +17,7 @@ from api.core import events, ids
 from api.core.context import Info
 from api.core.loaders import Loaders
 from api.core.permissions import IsAuthenticated
+from api.users import auth
 
 # The states a send ends in: the subscription completes after showing one of them.
 FINISHED = frozenset({CampaignState.SENT, CampaignState.FAILED, CampaignState.CANCELLED})
@@ -38,7 +39,7 @@ class CampaignSubscriptions:
 
         async def read() -> Campaign:
             nonlocal caller
-            caller = await events.current_caller(caller)
+            caller = await auth.recheck(caller)
             return await service.get_visible(caller, campaign_id)
 
         def finished(campaign: Campaign) -> bool:

@@ -19,13 +19,11 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from api.core.errors import Unauthenticated
 from api.core.settings import get_settings
 
 if TYPE_CHECKING:
     import redis.asyncio as redis
 
-    from api.users.models import User
 
 log = logging.getLogger("api.events")
 
@@ -300,16 +298,4 @@ async def follow(
             value = await read()
 
 
-async def current_caller(user: User) -> User:
-    """The caller as the database has them now. A subscription outlives the token check made
-    when it started, so each re-read checks again what that check does: still active, same
-    office, not logged out (UNAUTHENTICATED otherwise)."""
-    from api.users.models import User
-
-    fresh = await User.get_or_none(id=user.id, office_id=user.office_id, active=True)
-    if fresh is None or fresh.token_version != user.token_version:
-        raise Unauthenticated("The token is not valid")
-    return fresh
-
-
-__all__ = ["Listener", "close", "current_caller", "follow", "listen", "publish"]
+__all__ = ["Listener", "close", "follow", "listen", "publish"]

@@ -12,6 +12,8 @@ from api.core.errors import Conflict, Forbidden, NotFound
 from api.users.models import Role
 
 if TYPE_CHECKING:
+    from tortoise.expressions import Q
+
     from api.contacts.models import Contact
     from api.users.models import User
 
@@ -161,6 +163,20 @@ def may_see_account_item(user: User, office_id: int, account: str, holder_id: in
     if account == "OFFICE":
         return may_use_office_account(user)
     return holder_id == user.id or is_admin(user)
+
+
+def account_items_scope(user: User, *, holder: str) -> Q:
+    """may_see_account_item as a filter over audiences or campaigns (`holder` names the
+    column holding a USER item's account holder)."""
+    from tortoise.expressions import Q
+
+    scope = Q(office_id=user.office_id)
+    if is_admin(user):
+        return scope
+    own = Q(account="USER", **{holder: user.id})
+    if may_use_office_account(user):
+        own |= Q(account="OFFICE")
+    return scope & own
 
 
 def may_change_account_item(user: User, account: str, holder_id: int | None) -> bool:

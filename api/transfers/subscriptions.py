@@ -22,6 +22,7 @@ from api.core.permissions import IsAuthenticated
 from api.transfers import exporter, importer
 from api.transfers.export_schema import ExportJobType
 from api.transfers.import_schema import ImportJobType
+from api.users import auth
 from api.users.models import User
 
 Job = Annotated[
@@ -63,7 +64,7 @@ class JobSubscriptions:
 
         async def read() -> Any:
             nonlocal caller
-            caller = await events.current_caller(caller)
+            caller = await auth.recheck(caller)
             return await get_job(caller, job_id)
 
         def finished(job: Any) -> bool:
