@@ -21,7 +21,6 @@ import asyncio
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -57,7 +56,7 @@ from api.users.auth import issue_token
 from tests.conftest import PASSWORD, assert_clean, error_codes, make_user
 from tests.mail_server import free_port
 from tests.test_campaign_delivery import PrivateRedis
-from tests.workers_for_tests import crm_worker
+from tests.workers_for_tests import crm_worker, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 CRM = [sys.executable, "-m", "api.cli"]
@@ -241,14 +240,7 @@ async def crm_serve(env: dict[str, str], log: Path) -> AsyncIterator[Server]:
                 await asyncio.sleep(0.1)
         yield server
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await stop(proc)
 
 
 async def post(

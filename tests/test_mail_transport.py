@@ -9,7 +9,6 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
-import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -35,19 +34,13 @@ from api.campaigns.transport import (
     parse_smtp_url,
 )
 from api.core.settings import get_settings
+from tests.mail_server import free_port
 
 SENDER = "agent@office.example"
 USER = "crm-mailer"
 PASSWORD = "p@ss:w0rd/with%odd#chars"
 # The password as it is written in an SMTP_URL.
 QUOTED_PASSWORD = "p%40ss%3Aw0rd%2Fwith%25odd%23chars"
-
-
-def free_port() -> int:
-    """aiosmtpd cannot listen on port 0: find a free port first."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

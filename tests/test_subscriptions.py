@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import sys
 import time
@@ -45,6 +44,7 @@ from api.users.auth import issue_token
 from api.users.models import User
 from tests.conftest import make_user
 from tests.mail_server import free_port
+from tests.workers_for_tests import stop
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = "graphql-transport-ws"
@@ -120,14 +120,7 @@ async def crm_serve(log_path: Path) -> AsyncIterator[Server]:
                 await asyncio.sleep(0.1)
         yield Server(f"ws://127.0.0.1:{port}/graphql")
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await stop(proc)
 
 
 @pytest.fixture(scope="module")

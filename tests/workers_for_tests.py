@@ -49,14 +49,19 @@ async def crm_worker(
     try:
         yield proc
     finally:
+        await stop(proc)
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL after 30 s: the end of every process a test starts."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), 30)
+    finally:
         if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            proc.kill()
+            await proc.wait()
 
 
 def kill_hard(proc: asyncio.subprocess.Process) -> None:
