@@ -30,13 +30,12 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api import graphiql
 from api.campaigns.routes import ROUTES as campaign_routes
-from api.core import database, events, metrics
+from api.core import database, events, loaders, metrics
 from api.core.context import Context
 from api.core.database import close_db, init_db
 from api.core.errors import ServiceUnavailable, Unauthenticated
 from api.core.health import readyz
 from api.core.http import middleware as http_middleware
-from api.core.loaders import Loaders
 from api.core.persisted_queries import PersistedQueriesView
 from api.core.settings import get_settings
 from api.schema import schema
@@ -74,7 +73,7 @@ class SocketHandler(BaseGraphQLTransportWSHandler[Context, None]):
     lives as long as the connection, and cached rows must not outlive an operation."""
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        self.context.loaders = Loaders()
+        loaders.begin()
         await super().run_operation(operation)
 
 

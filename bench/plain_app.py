@@ -22,22 +22,20 @@ from starlette.routing import Route
 from api.core import ids
 from api.core.pagination import encode_cursor
 
-# Written as Tortoise writes them (api/users/auth.py, api/contacts/service.py, api/core/loaders.py);
+# Written as the app writes them (api/core/database.py `by_id` for the caller, the owners and
+# the companies; Tortoise for the page, whose columns it lists in an order of its own);
 # bench.run compares them with the statements the app really sends and reports any drift.
 USER_COLUMNS = (
-    '"can_delete","name","office_id","can_export","id","created_at","password_hash","email",'
-    '"role","office_wide_access","crm_agent_id","active"'
+    '"id", "email", "name", "password_hash", "role", "crm_agent_id", "office_wide_access", '
+    '"can_export", "can_delete", "active", "token_version", "created_at", "office_id"'
 )
 CONTACT_COLUMNS = (
-    '"id","status","status_updated_at","status_source","phone","archived","crm_owner_id",'
-    '"archived_at","search_text","last_activity_at","owner_id","at_risk_since","unsubscribed",'
-    '"company_id","first_name","last_name","email","updated_at","office_id","created_at",'
-    '"external_id","owner_source"'
+    '"id","office_id","external_id","first_name","last_name","email","phone","company_id",'
+    '"crm_owner_id","owner_id","owner_source","status","status_source","status_updated_at",'
+    '"last_activity_at","at_risk_since","unsubscribed","archived","archived_at","erased_at",'
+    '"created_at","updated_at","search_text"'
 )
-AUTH_SQL = (
-    f'SELECT {USER_COLUMNS} FROM "app_user" WHERE "id"=$1 AND "office_id"=$2 AND "active"=$3 '
-    "LIMIT $4"
-)
+AUTH_SQL = f'SELECT {USER_COLUMNS} FROM "app_user" WHERE "id" IN ($1)'
 PAGE_SQL = (
     f'SELECT {CONTACT_COLUMNS} FROM "contact" WHERE "office_id"=$1 AND "archived"=$2 '
     'ORDER BY "id" DESC LIMIT $3'
@@ -52,7 +50,7 @@ COUNT_UNASSIGNED_SQL = (
 
 
 def in_list(n: int) -> str:
-    return ",".join(f"${i}" for i in range(1, n + 1))
+    return ", ".join(f"${i}" for i in range(1, n + 1))
 
 
 def users_sql(n: int) -> str:
@@ -60,7 +58,9 @@ def users_sql(n: int) -> str:
 
 
 def companies_sql(n: int) -> str:
-    return f'SELECT "name_key","office_id","name","id" FROM "company" WHERE "id" IN ({in_list(n)})'
+    return (
+        f'SELECT "id", "name", "name_key", "office_id" FROM "company" WHERE "id" IN ({in_list(n)})'
+    )
 
 
 def like_pattern(term: str) -> str:
@@ -118,7 +118,10 @@ async def _user(request: Request, conn: Any) -> Any | None:
         )
     except jwt.InvalidTokenError:
         return None
-    return await conn.fetchrow(AUTH_SQL, int(claims["sub"]), int(claims["off"]), True, 2)
+    user = await conn.fetchrow(AUTH_SQL, int(claims["sub"]))
+    if user is None or user["office_id"] != int(claims["off"]) or not user["active"]:
+        return None
+    return user
 
 
 async def contacts(request: Request) -> JSONResponse:

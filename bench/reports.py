@@ -75,7 +75,7 @@ class RawReports:
         self.conn, self.office_id, self.admin_id = conn, office_id, admin_id
 
     async def _auth(self) -> None:
-        await self.conn.fetchrow(AUTH_SQL, self.admin_id, self.office_id, True, 2)
+        await self.conn.fetchrow(AUTH_SQL, self.admin_id)
 
     async def _office(self) -> Any:
         return await self.conn.fetchrow(OFFICE_SQL, self.office_id, 2)

@@ -272,7 +272,7 @@ class RawSQL:
     async def page(self, search: str | None = None) -> Any:
         from bench.plain_app import AUTH_SQL, fetch_page
 
-        await self.conn.fetchrow(AUTH_SQL, self.admin_id, self.office_id, True, 2)
+        await self.conn.fetchrow(AUTH_SQL, self.admin_id)
         return await fetch_page(self.conn, self.office_id, PAGE, search)
 
     async def count_unassigned(self) -> int:
@@ -303,7 +303,7 @@ def same_rows(graphql: Any, plain: Any, raw: Any) -> bool:
 # --------------------------------------------------------------------------- SQL counting
 
 _COLUMNS = re.compile(r"^SELECT (?!COUNT\().*? FROM", re.S)
-_IN_LIST = re.compile(r"IN \((\$\d+,?)+\)")
+_IN_LIST = re.compile(r"IN \((\$\d+,? ?)+\)")
 
 
 def short_sql(sql: str) -> str:

@@ -80,13 +80,9 @@ class Audience(Node):
     kind: AudienceKind
     account: SendAccount
 
-    @strawberry.field(
+    owner: UserType | None = strawberry.field(
         description="The user whose account holds it; null for office-wide audiences."
     )
-    def owner(self, info: Info) -> UserType | None:
-        if self.owner_id is None:
-            return None
-        return now_or_later(info.context.loaders.user, self.owner_id)
 
     @strawberry.field(
         description="The number of contacts it holds now (evaluated when read; archived contacts never belong)."

@@ -8,7 +8,6 @@ import strawberry
 
 from api.audit import models
 from api.contacts.types import ContactType
-from api.core.context import Info
 from api.core.graphql_types import Node, PageInfo, rows_of
 from api.core.jobs import JobState as JobStateEnum
 from api.core.pagination import decode_id_cursor, encode_cursor, page_size
@@ -22,9 +21,7 @@ DiscrepancyKind = strawberry.enum(models.DiscrepancyKind)
 class DiscrepancyType:
     kind: DiscrepancyKind
 
-    @strawberry.field
-    async def contact(self, info: Info) -> ContactType:
-        return await info.context.loaders.contact.load(self.contact_id)
+    contact: ContactType
 
 
 @strawberry.type

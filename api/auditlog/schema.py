@@ -39,9 +39,9 @@ class AuditLogEntryType(Node):
         description="Rows the export wrote; null until it is DONE (and for one that failed)."
     )
 
-    @strawberry.field(description="Who did it; null once that user is removed.")
-    async def actor(self, info: Info) -> UserType | None:
-        return await info.context.loaders.user.load(self.actor_id) if self.actor_id else None
+    actor: UserType | None = strawberry.field(
+        description="Who did it; null once that user is removed."
+    )
 
     @strawberry.field(
         description='The export\'s ContactFilter as JSON, in the input\'s own shape (camelCase, global ids): `{"status":["ACTIVE"],"ownerId":"…"}`; `{}` for none.'

@@ -13,9 +13,8 @@ import strawberry
 from api.campaigns import service
 from api.campaigns.models import Campaign, CampaignState
 from api.campaigns.types import CampaignType
-from api.core import events, ids
+from api.core import events, ids, loaders
 from api.core.context import Info
-from api.core.loaders import Loaders
 from api.core.permissions import IsAuthenticated
 from api.users import auth
 
@@ -55,5 +54,5 @@ async def _frames(
     async with contextlib.aclosing(campaigns):
         async for campaign in campaigns:
             # The connection's context outlives a frame: each frame counts its stats afresh.
-            info.context.loaders = Loaders()
+            loaders.begin()
             yield campaign

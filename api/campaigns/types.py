@@ -10,7 +10,6 @@ from api.audiences.types import Audience, SendAccount
 from api.campaigns import models, service
 from api.core.context import Info
 from api.core.graphql_types import Node, PageInfo, rows_of
-from api.core.loaders import now_or_later
 from api.core.pagination import encode_cursor
 from api.users.types import UserType
 
@@ -66,15 +65,10 @@ class CampaignType(Node):
     finished_at: datetime | None
     created_at: datetime
 
-    @strawberry.field(description="The user who sends it: the account holder for USER campaigns.")
-    def sender(self, info: Info) -> UserType | None:
-        if self.sender_id is None:
-            return None
-        return now_or_later(info.context.loaders.user, self.sender_id)
-
-    @strawberry.field
-    def audience(self, info: Info) -> Audience:
-        return now_or_later(info.context.loaders.audience, self.audience_id)
+    sender: UserType | None = strawberry.field(
+        description="The user who sends it: the account holder for USER campaigns."
+    )
+    audience: Audience
 
     @strawberry.field(description="Audiences whose members it leaves out.")
     async def excluded_audiences(self, info: Info) -> list[Audience]:

@@ -32,29 +32,6 @@ from api.core.errors import BadInput, Conflict, Forbidden, NotFound
 from api.core.pagination import LazyPage
 from api.users.models import User
 
-# What a listed contact shows and its rules read: rows of a page are read-only and leave
-# out the search text and bookkeeping columns, a good share of a page's transfer and parsing.
-LISTED_COLUMNS = (
-    "id",
-    "office_id",
-    "external_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "company_id",
-    "crm_owner_id",
-    "owner_id",
-    "status",
-    "status_updated_at",
-    "last_activity_at",
-    "at_risk_since",
-    "unsubscribed",
-    "archived",
-    "erased_at",
-    "created_at",
-)
-
 
 class ContactPage(LazyPage[Contact]):
     """A page of contacts, newest first."""
@@ -65,7 +42,9 @@ class ContactPage(LazyPage[Contact]):
 
     async def fetch(self) -> list[Contact]:
         page = self._query.filter(id__lt=self.after) if self.after is not None else self._query
-        return await page.order_by("-id").limit(self.first + 1).only(*LISTED_COLUMNS)
+        # Whole rows: Tortoise builds a partial one (`.only`) more slowly than a whole one,
+        # which costs more than the few columns it leaves out save.
+        return await page.order_by("-id").limit(self.first + 1)
 
     async def count(self) -> int:
         return await self._query.count()

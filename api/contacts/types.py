@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
@@ -12,7 +13,7 @@ from api.contacts import models, service
 from api.core.context import Info
 from api.core.errors import BadInput
 from api.core.graphql_types import Node, PageInfo, rows_of, selects
-from api.core.loaders import now_or_later, prefetch
+from api.core.loaders import prefetch
 from api.core.pagination import decode_cursor, encode_cursor, is_db_id, page_size
 from api.core.permissions import MaySeeContactPII
 from api.users.models import User
@@ -47,9 +48,7 @@ class StatusChangeType:
     def to(self) -> ContactStatus | None:
         return self.to_status
 
-    @strawberry.field
-    async def actor(self, info: Info) -> UserType | None:
-        return await info.context.loaders.user.load(self.actor_id) if self.actor_id else None
+    actor: UserType | None
 
 
 @strawberry.type(name="Activity")
@@ -60,9 +59,7 @@ class ActivityType(Node):
     at: datetime
     note: str | None
 
-    @strawberry.field
-    async def user(self, info: Info) -> UserType | None:
-        return await info.context.loaders.user.load(self.user_id) if self.user_id else None
+    user: UserType | None
 
 
 @strawberry.type
@@ -121,17 +118,9 @@ class ContactType(Node):
         description="When its personal data was erased for good (eraseContact); it stays archived."
     )
 
-    @strawberry.field
-    def company(self, info: Info) -> CompanyType | None:
-        if self.company_id is None:
-            return None
-        return now_or_later(info.context.loaders.company, self.company_id)
-
-    @strawberry.field
-    def owner(self, info: Info) -> UserType | None:
-        if self.owner_id is None:
-            return None
-        return now_or_later(info.context.loaders.user, self.owner_id)
+    # Foreign keys: the default resolver loads them (api.core.graphql_types).
+    company: CompanyType | None
+    owner: UserType | None
 
     @strawberry.field
     def unassigned(self) -> bool:
@@ -189,13 +178,16 @@ class ContactConnection:
     @strawberry.field
     async def edges(self, info: Info) -> list[ContactEdge]:
         rows, _ = await self._page.rows()
-        # Owners and companies of the whole page in one query each, before the rows
-        # resolve, so each row finds its own already loaded.
+        # Owners and companies of the whole page in one query each, side by side, before
+        # the rows resolve, so each row finds its own already loaded.
         loaders = info.context.loaders
+        loads = []
         if selects(info, "node", "owner"):
-            await prefetch(loaders.user, User, {c.owner_id for c in rows} - {None})
+            loads.append(prefetch(loaders.user, User, {c.owner_id for c in rows} - {None}))
         if selects(info, "node", "company"):
-            await prefetch(loaders.company, models.Company, {c.company_id for c in rows} - {None})
+            company_ids = {c.company_id for c in rows} - {None}
+            loads.append(prefetch(loaders.company, models.Company, company_ids))
+        await asyncio.gather(*loads)
         return [ContactEdge(cursor=encode_cursor(c.id), node=c) for c in rows]
 
     @strawberry.field

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from strawberry.types import Info as StrawberryInfo
 
+from api.core import loaders
 from api.core.errors import Unauthenticated
 from api.core.loaders import Loaders
 
@@ -20,9 +21,16 @@ if TYPE_CHECKING:
 class Context:
     request: Request | None
     user: User | None
-    loaders: Loaders = field(default_factory=Loaders)
     # Set when a bearer token was sent but is invalid or expired, to say so in the error.
     auth_problem: str | None = None
+
+    def __post_init__(self) -> None:
+        loaders.begin()
+
+    @property
+    def loaders(self) -> Loaders:
+        """This request's (this operation's, on a WebSocket) DataLoaders."""
+        return loaders.current()
 
     @property
     def client_address(self) -> str:

@@ -1,13 +1,19 @@
-"""DataLoaders, one set per request: lists cost a constant number of queries whatever their size."""
+"""DataLoaders, one set per request (per operation on a WebSocket): lists cost a constant
+number of queries whatever their size. The set in use is bound to the running task, so a
+relation can be resolved without the GraphQL `info` (see `related`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from contextvars import ContextVar
 from functools import cached_property
 from typing import Any
 
 from strawberry.dataloader import DataLoader
 from tortoise.functions import Count
+from tortoise.models import Model
+
+from api.core import database
 
 
 async def _count_by(model: Any, key: str, ids: list[int], **where: Any) -> list[int]:
@@ -23,7 +29,7 @@ async def _count_by(model: Any, key: str, ids: list[int], **where: Any) -> list[
 
 
 async def _by_id(model: Any, ids: list[int]) -> list[Any]:
-    rows = {row.id: row for row in await model.filter(id__in=set(ids))}
+    rows = {row.id: row for row in await database.by_id(model, list(set(ids)))}
     return [rows.get(i) for i in ids]
 
 
@@ -46,11 +52,46 @@ async def prefetch(loader: DataLoader[int, Any], model: Any, ids: set[int]) -> N
     work, so the resolvers that follow find them with `now_or_later`."""
     missing = [i for i in ids if loader.cache_map.get(i) is None]
     if missing:
-        loader.prime_many({row.id: row for row in await model.filter(id__in=missing)})
+        loader.prime_many({row.id: row for row in await database.by_id(model, missing)})
+
+
+_current: ContextVar[Loaders] = ContextVar("loaders")
+
+
+def begin() -> Loaders:
+    """A fresh set of loaders for what runs next in this task (a request, an operation, a
+    subscription's frame): cached rows never outlive it."""
+    loaders = Loaders()
+    _current.set(loaders)
+    return loaders
+
+
+def current() -> Loaders:
+    """The loaders of the request or operation this task serves."""
+    try:
+        return _current.get()
+    except LookupError:
+        return begin()
+
+
+def related(row: Model, name: str) -> Any:
+    """The row that foreign key `name` of `row` points to, through the current loaders: the
+    row itself when it is loaded already (a page prefetches them), else an awaitable; None
+    when the key is empty. The GraphQL default resolver answers relation fields with this,
+    which keeps them on Strawberry's fast path for fields without a resolver."""
+    field = row._meta.fields_map[name]
+    key = getattr(row, field.source_field)
+    if key is None:
+        return None
+    return now_or_later(current().of(field.related_model), key)
 
 
 class Loaders:
     """Lazily built loaders; keys are primary keys already scoped by whoever asks."""
+
+    def of(self, model: type[Model]) -> DataLoader[int, Any]:
+        """The by-id loader of `model`'s rows (for `related`)."""
+        return getattr(self, _BY_ID[model.__name__])
 
     @cached_property
     def user(self) -> DataLoader[int, Any]:
@@ -152,3 +193,7 @@ class Loaders:
             return [stats[i] for i in ids]
 
         return DataLoader(load)
+
+
+# Models whose rows foreign keys reach through `related`, and their loaders.
+_BY_ID = {"User": "user", "Contact": "contact", "Company": "company", "Audience": "audience"}

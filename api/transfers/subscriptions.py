@@ -13,11 +13,10 @@ from typing import Annotated, Any
 
 import strawberry
 
-from api.core import events, ids
+from api.core import events, ids, loaders
 from api.core.context import Info
 from api.core.errors import NotFound
 from api.core.jobs import JobState
-from api.core.loaders import Loaders
 from api.core.permissions import IsAuthenticated
 from api.transfers import exporter, importer
 from api.transfers.export_schema import ExportJobType
@@ -78,5 +77,5 @@ async def _frames(info: Info, jobs: AsyncGenerator[Any, None]) -> AsyncGenerator
     async with contextlib.aclosing(jobs):
         async for job in jobs:
             # The connection's context outlives a frame: each frame reads afresh.
-            info.context.loaders = Loaders()
+            loaders.begin()
             yield job

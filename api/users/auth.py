@@ -10,7 +10,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from api.core import validation
+from api.core import database, validation
 from api.core.errors import RateLimited, Unauthenticated
 from api.core.ratelimit import failure_counter
 from api.core.settings import get_settings
@@ -69,8 +69,14 @@ async def user_for_token(token: str) -> User:
 async def _holder(user_id: int, office_id: int, version: int) -> User:
     # Checked on every request, so deactivation, logout and a password change lock the
     # tokens issued before out at once.
-    user = await User.get_or_none(id=user_id, office_id=office_id, active=True)
-    if user is None or user.token_version != version:
+    found = await database.by_id(User, [user_id])
+    user = found[0] if found else None
+    if (
+        user is None
+        or user.office_id != office_id
+        or not user.active
+        or user.token_version != version
+    ):
         raise Unauthenticated("The token is not valid")
     return user
 
