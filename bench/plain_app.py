@@ -168,10 +168,26 @@ async def contacts(request: Request) -> JSONResponse:
     return JSONResponse({"data": {"contacts": {"edges": edges, "pageInfo": page_info}}})
 
 
+async def count(request: Request) -> JSONResponse:
+    """`contacts(filter: {unassigned: true}) { totalCount }` by hand: the caller, the count."""
+    assert _pool is not None
+    async with _pool.acquire() as conn:
+        user = await _user(request, conn)
+        if user is None:
+            return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
+        total = await conn.fetchval(COUNT_UNASSIGNED_SQL, user["office_id"], False)
+    return JSONResponse({"data": {"contacts": {"totalCount": total}}})
+
+
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
 app = Starlette(
-    routes=[Route("/contacts", contacts), Route("/healthz", healthz)], lifespan=lifespan
+    routes=[
+        Route("/contacts", contacts),
+        Route("/contacts/unassigned/count", count),
+        Route("/healthz", healthz),
+    ],
+    lifespan=lifespan,
 )

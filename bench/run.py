@@ -63,6 +63,7 @@ SEARCH_QUERY = """query Bench($first: Int!, $search: String!) {
   }
 }"""
 COUNT_QUERY = "query Bench { contacts(filter: {unassigned: true}) { totalCount } }"
+COUNT_PATH = "/contacts/unassigned/count"  # the plain route's count (bench.plain_app)
 PAGE = 100
 SECOND_RUN_COUNTS = ("flagged", "cleared", "auto_inactivated")
 
@@ -256,8 +257,8 @@ class PlainClient:
         self.client = client
         self.headers = {"Authorization": f"Bearer {token}", **IDENTITY}
 
-    async def __call__(self, **params: Any) -> Any:
-        r = await self.client.get("/contacts", params=params, headers=self.headers)
+    async def __call__(self, path: str = "/contacts", **params: Any) -> Any:
+        r = await self.client.get(path, params=params, headers=self.headers)
         if r.status_code != 200:
             raise RuntimeError(f"plain route failed: {r.status_code} {r.text[:500]}")
         return r.json()["data"]
@@ -700,6 +701,7 @@ async def run(args: argparse.Namespace) -> int:
                     await raw.page(term),
                 ),
                 "count": (await gql(COUNT_QUERY))["contacts"]["totalCount"]
+                == (await rest(COUNT_PATH))["contacts"]["totalCount"]
                 == await raw.count_unassigned()
                 == office.unassigned,
             }
@@ -724,7 +726,11 @@ async def run(args: argparse.Namespace) -> int:
                 requests=n,
             )
             t_count = await measure(
-                {"graphql": lambda: gql(COUNT_QUERY), "raw": raw.count_unassigned},
+                {
+                    "graphql": lambda: gql(COUNT_QUERY),
+                    "plain": lambda: rest(COUNT_PATH),
+                    "raw": raw.count_unassigned,
+                },
                 warmup=w,
                 requests=n,
             )
@@ -915,6 +921,14 @@ async def run(args: argparse.Namespace) -> int:
                 t_count["raw"],
                 "≤ 1.5× raw",
                 1.5,
+            ),
+            Row(
+                "… the same count from a plain Starlette route (token check, then the count)",
+                t_count["plain"],
+                "raw `SELECT count(*)`, same WHERE",
+                t_count["raw"],
+                "—",
+                None,
             ),
             Row(
                 f'`contacts(first: {PAGE}, filter: {{search: "{term}"}})`',
