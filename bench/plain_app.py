@@ -94,10 +94,18 @@ async def fetch_page(
 _pool: asyncpg.Pool | None = None
 
 
+async def _keep_session(connection: Any) -> None:
+    """Nothing to undo when a connection goes back to the pool: no session state is set."""
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     global _pool
-    _pool = await asyncpg.create_pool(os.environ["BENCH_PG_URL"], min_size=1, max_size=5)
+    # Sized like Tortoise's pool, and like the app's (api/core/database.py) without the reset
+    # round trip asyncpg makes each time a connection goes back to the pool.
+    _pool = await asyncpg.create_pool(
+        os.environ["BENCH_PG_URL"], min_size=1, max_size=5, reset=_keep_session
+    )
     try:
         yield
     finally:
