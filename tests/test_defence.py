@@ -197,6 +197,44 @@ query($n: Int) {
 """
 
 
+RELATIONS = """
+query($id: ID!) {
+  contact(id: $id) { owner { name } company { name } statusHistory { actor { name } } }
+  contacts(first: 5) { edges { node { id owner { name } } } }
+}
+"""
+
+
+async def test_relations_are_read_afresh_by_each_request(gql, world):
+    """Owners, companies and actors come through loaders that live as long as one request:
+    what one request loaded never answers the next, whether a page prefetched the row or a
+    single contact loaded it."""
+    contact = await world.contact(owner=world.agent, company_name="Acme Lettings")
+    contact_id = ids.encode("Contact", contact.id)
+    await gql.ok(
+        "mutation($id: ID!) { setContactStatus(id: $id, status: ACTIVE) { id } }",
+        {"id": contact_id},
+        as_=world.admin,
+    )
+    for name in ("First Name", "Second Name"):
+        await gql.ok(
+            "mutation($id: ID!, $input: UserPatch!) { updateUser(id: $id, input: $input) { id } }",
+            {"id": ids.encode("User", world.agent.id), "input": {"name": name}},
+            as_=world.admin,
+        )
+        await gql.ok(
+            "mutation($id: ID!, $input: UserPatch!) { updateUser(id: $id, input: $input) { id } }",
+            {"id": ids.encode("User", world.admin.id), "input": {"name": f"Admin {name}"}},
+            as_=world.admin,
+        )
+        data = await gql.ok(RELATIONS, {"id": contact_id}, as_=world.admin)
+        assert data["contact"]["owner"]["name"] == name
+        assert data["contact"]["company"]["name"] == "Acme Lettings"
+        assert [c["actor"]["name"] for c in data["contact"]["statusHistory"]] == [f"Admin {name}"]
+        listed = {e["node"]["id"]: e["node"] for e in data["contacts"]["edges"]}
+        assert listed[contact_id]["owner"]["name"] == name
+
+
 async def test_contact_page_costs_constant_sql(gql):
     """A page of contacts with owner and company names costs the same statements for 10 and
     100 rows, and at most 4: the caller's lookup, the page, the owners, the companies."""
