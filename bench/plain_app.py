@@ -35,7 +35,7 @@ CONTACT_COLUMNS = (
     '"last_activity_at","at_risk_since","unsubscribed","archived","archived_at","erased_at",'
     '"created_at","updated_at","search_text"'
 )
-AUTH_SQL = f'SELECT {USER_COLUMNS} FROM "app_user" WHERE "id" IN ($1)'
+AUTH_SQL = f'SELECT {USER_COLUMNS} FROM "app_user" WHERE "id" = ANY($1)'
 PAGE_SQL = (
     f'SELECT {CONTACT_COLUMNS} FROM "contact" WHERE "office_id"=$1 AND "archived"=$2 '
     'ORDER BY "id" DESC LIMIT $3'
@@ -49,18 +49,8 @@ COUNT_UNASSIGNED_SQL = (
 )
 
 
-def in_list(n: int) -> str:
-    return ", ".join(f"${i}" for i in range(1, n + 1))
-
-
-def users_sql(n: int) -> str:
-    return f'SELECT {USER_COLUMNS} FROM "app_user" WHERE "id" IN ({in_list(n)})'
-
-
-def companies_sql(n: int) -> str:
-    return (
-        f'SELECT "id", "name", "name_key", "office_id" FROM "company" WHERE "id" IN ({in_list(n)})'
-    )
+USERS_SQL = f'SELECT {USER_COLUMNS} FROM "app_user" WHERE "id" = ANY($1)'
+COMPANIES_SQL = 'SELECT "id", "name", "name_key", "office_id" FROM "company" WHERE "id" = ANY($1)'
 
 
 def like_pattern(term: str) -> str:
@@ -78,15 +68,9 @@ async def fetch_page(
         rows = await conn.fetch(PAGE_SQL, office_id, False, first + 1)
     owner_ids = list(dict.fromkeys(r["owner_id"] for r in rows[:first] if r["owner_id"]))
     company_ids = list(dict.fromkeys(r["company_id"] for r in rows[:first] if r["company_id"]))
-    owners = (
-        {u["id"]: u for u in await conn.fetch(users_sql(len(owner_ids)), *owner_ids)}
-        if owner_ids
-        else {}
-    )
+    owners = {u["id"]: u for u in await conn.fetch(USERS_SQL, owner_ids)} if owner_ids else {}
     companies = (
-        {c["id"]: c for c in await conn.fetch(companies_sql(len(company_ids)), *company_ids)}
-        if company_ids
-        else {}
+        {c["id"]: c for c in await conn.fetch(COMPANIES_SQL, company_ids)} if company_ids else {}
     )
     return rows, owners, companies
 
@@ -126,7 +110,7 @@ async def _user(request: Request, conn: Any) -> Any | None:
         )
     except jwt.InvalidTokenError:
         return None
-    user = await conn.fetchrow(AUTH_SQL, int(claims["sub"]))
+    user = await conn.fetchrow(AUTH_SQL, [int(claims["sub"])])
     if user is None or user["office_id"] != int(claims["off"]) or not user["active"]:
         return None
     return user

@@ -14,10 +14,10 @@ import asyncpg
 from api.core import ids
 from bench.plain_app import (
     AUTH_SQL,
+    COMPANIES_SQL,
     CONTACT_COLUMNS,
     COUNT_UNASSIGNED_SQL,
-    companies_sql,
-    users_sql,
+    USERS_SQL,
 )
 
 FIRST = 50
@@ -75,7 +75,7 @@ class RawReports:
         self.conn, self.office_id, self.admin_id = conn, office_id, admin_id
 
     async def _auth(self) -> None:
-        await self.conn.fetchrow(AUTH_SQL, self.admin_id)
+        await self.conn.fetchrow(AUTH_SQL, [self.admin_id])
 
     async def _office(self) -> Any:
         return await self.conn.fetchrow(OFFICE_SQL, self.office_id, 2)
@@ -86,15 +86,10 @@ class RawReports:
         owner_ids = list(dict.fromkeys(r["owner_id"] for r in page if r["owner_id"]))
         company_ids = list(dict.fromkeys(r["company_id"] for r in page if r["company_id"]))
         owners = (
-            {u["id"]: u for u in await self.conn.fetch(users_sql(len(owner_ids)), *owner_ids)}
-            if owner_ids
-            else {}
+            {u["id"]: u for u in await self.conn.fetch(USERS_SQL, owner_ids)} if owner_ids else {}
         )
         companies = (
-            {
-                c["id"]: c
-                for c in await self.conn.fetch(companies_sql(len(company_ids)), *company_ids)
-            }
+            {c["id"]: c for c in await self.conn.fetch(COMPANIES_SQL, company_ids)}
             if company_ids
             else {}
         )
@@ -109,9 +104,7 @@ class RawReports:
         await self._auth()
         rows = await self.conn.fetch(BY_COMPANY_SQL, self.office_id, False, FIRST + 1)
         company_ids = [r["company_id"] for r in rows[:FIRST]]
-        companies = {
-            c["id"]: c for c in await self.conn.fetch(companies_sql(len(company_ids)), *company_ids)
-        }
+        companies = {c["id"]: c for c in await self.conn.fetch(COMPANIES_SQL, company_ids)}
         return rows, companies
 
     async def no_status(self) -> tuple[list[Any], dict, dict]:

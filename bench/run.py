@@ -273,7 +273,7 @@ class RawSQL:
     async def page(self, search: str | None = None) -> Any:
         from bench.plain_app import AUTH_SQL, fetch_page
 
-        await self.conn.fetchrow(AUTH_SQL, self.admin_id)
+        await self.conn.fetchrow(AUTH_SQL, [self.admin_id])
         return await fetch_page(self.conn, self.office_id, PAGE, search)
 
     async def count_unassigned(self) -> int:
