@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import platform
 import random
 import re
 import secrets
@@ -52,7 +51,6 @@ import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +59,7 @@ import httpx
 import orjson
 
 from api.demo import COMPANIES, DEMO_DOMAIN, DEMO_PASSWORD, FIRST_NAMES, LAST_NAMES
+from bench.run import machine as describe_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -1138,25 +1137,7 @@ def pct(sorted_values: list[float], q: float) -> float:
 
 
 def machine() -> dict[str, str]:
-    cpu, ram = "unknown", "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
-                break
-    libs = ", ".join(
-        f"{name} {metadata.version(name)}"
-        for name in ("strawberry-graphql", "tortoise-orm", "asyncpg", "uvicorn", "httpx")
-    )
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "ram": ram,
-        "python": platform.python_version(),
-        "libs": libs,
-    }
+    return describe_machine(("strawberry-graphql", "tortoise-orm", "asyncpg", "uvicorn", "httpx"))
 
 
 def report(

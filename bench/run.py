@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -387,29 +388,25 @@ async def explain(conn: asyncpg.Connection, sql: str, *args: Any) -> str:
 # --------------------------------------------------------------------------- machine
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = "unknown"
-    with open("/proc/meminfo") as f:
+LIBRARIES = ("strawberry-graphql", "tortoise-orm", "asyncpg", "starlette", "uvicorn")
+
+
+def machine(libraries: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
+    """The CPU, cores, RAM, Python and the versions of `libraries`, for a report's header."""
+    cpu, ram = "unknown", "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
         for line in f:
             if line.startswith("MemTotal"):
                 ram = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
                 break
-    libs = ", ".join(
-        f"{name} {metadata.version(name)}"
-        for name in ("strawberry-graphql", "tortoise-orm", "asyncpg", "starlette", "uvicorn")
-    )
     return {
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "ram": ram,
         "python": platform.python_version(),
-        "libs": libs,
+        "libs": ", ".join(f"{name} {metadata.version(name)}" for name in libraries),
     }
 
 
