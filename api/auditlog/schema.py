@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from api.auditlog import models, service
 from api.core import ids
 from api.core.context import Info
-from api.core.graphql_types import Node, PageInfo, rows_of
+from api.core.graphql_types import IdKeyedConnection, Node, rows_of
 from api.core.pagination import decode_id_cursor, encode_cursor, page_size
 from api.core.permissions import IsAdmin
 from api.users.types import UserType
@@ -67,24 +67,13 @@ class AuditLogEdge:
 
 
 @strawberry.type
-class AuditLogConnection:
+class AuditLogConnection(IdKeyedConnection):
     _page: strawberry.Private[service.AuditLogPage]
 
     @strawberry.field
     async def edges(self) -> list[AuditLogEdge]:
         rows, _ = await self._page.rows()
         return [AuditLogEdge(cursor=encode_cursor(row.id), node=row) for row in rows]  # type: ignore[arg-type]
-
-    @strawberry.field
-    async def page_info(self) -> PageInfo:
-        rows, has_next = await self._page.rows()
-        return PageInfo(
-            has_next_page=has_next, end_cursor=encode_cursor(rows[-1].id) if rows else None
-        )
-
-    @strawberry.field
-    async def total_count(self) -> int:
-        return await self._page.count()
 
 
 @strawberry.type

@@ -9,7 +9,7 @@ import strawberry
 from api.audiences.types import Audience, SendAccount
 from api.campaigns import models, service
 from api.core.context import Info
-from api.core.graphql_types import Node, PageInfo, rows_of
+from api.core.graphql_types import IdKeyedConnection, Node, rows_of
 from api.core.pagination import encode_cursor
 from api.users.types import UserType
 
@@ -88,24 +88,13 @@ class CampaignEdge:
 
 
 @strawberry.type
-class CampaignConnection:
+class CampaignConnection(IdKeyedConnection):
     _page: strawberry.Private[service.CampaignPage]
 
     @strawberry.field
     async def edges(self) -> list[CampaignEdge]:
         rows, _ = await self._page.rows()
         return [CampaignEdge(cursor=encode_cursor(row.id), node=row) for row in rows]
-
-    @strawberry.field
-    async def page_info(self) -> PageInfo:
-        rows, has_next = await self._page.rows()
-        return PageInfo(
-            has_next_page=has_next, end_cursor=encode_cursor(rows[-1].id) if rows else None
-        )
-
-    @strawberry.field
-    async def total_count(self) -> int:
-        return await self._page.count()
 
 
 @strawberry.input

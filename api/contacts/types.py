@@ -12,7 +12,7 @@ import strawberry
 from api.contacts import models, service
 from api.core.context import Info
 from api.core.errors import BadInput
-from api.core.graphql_types import Node, PageInfo, rows_of, selects
+from api.core.graphql_types import IdKeyedConnection, Node, PageInfo, rows_of, selects
 from api.core.loaders import prefetch
 from api.core.pagination import decode_cursor, encode_cursor, is_db_id, page_size
 from api.core.permissions import MaySeeContactPII
@@ -172,7 +172,7 @@ class ContactEdge:
 
 
 @strawberry.type
-class ContactConnection:
+class ContactConnection(IdKeyedConnection):
     _page: strawberry.Private[service.ContactPage]
 
     @strawberry.field
@@ -189,17 +189,6 @@ class ContactConnection:
             loads.append(prefetch(loaders.company, models.Company, company_ids))
         await asyncio.gather(*loads)
         return [ContactEdge(cursor=encode_cursor(c.id), node=c) for c in rows]
-
-    @strawberry.field
-    async def page_info(self) -> PageInfo:
-        rows, has_next = await self._page.rows()
-        return PageInfo(
-            has_next_page=has_next, end_cursor=encode_cursor(rows[-1].id) if rows else None
-        )
-
-    @strawberry.field
-    async def total_count(self) -> int:
-        return await self._page.count()
 
 
 @strawberry.input

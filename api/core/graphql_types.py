@@ -8,6 +8,7 @@ import strawberry
 from tortoise.models import Model
 
 from api.core import ids, loaders
+from api.core.pagination import LazyPage, encode_cursor
 
 
 @strawberry.interface
@@ -33,6 +34,25 @@ def resolve_attribute(obj: Any, name: str) -> Any:
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
+
+
+@strawberry.type
+class IdKeyedConnection:
+    """`pageInfo` and `totalCount` of a connection over a page of rows keyed by id, newest
+    first (cursors carry the id); each connection adds its own `edges`."""
+
+    _page: strawberry.Private[LazyPage[Any]]
+
+    @strawberry.field
+    async def page_info(self) -> PageInfo:
+        rows, has_next = await self._page.rows()
+        return PageInfo(
+            has_next_page=has_next, end_cursor=encode_cursor(rows[-1].id) if rows else None
+        )
+
+    @strawberry.field
+    async def total_count(self) -> int:
+        return await self._page.count()
 
 
 def rows_of(model: type) -> classmethod:
