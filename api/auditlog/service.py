@@ -52,6 +52,23 @@ async def record(
     )
 
 
+async def record_changes(
+    actor: User,
+    action: AuditAction,
+    *,
+    target: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    values_of: Collection[str] = (),
+) -> AuditLogEntry | None:
+    """Append an entry of `action` when something changed from `before` to `after` (see
+    `changes`); nothing when nothing did."""
+    details = changes(before, after, values_of=values_of)
+    if details is None:
+        return None
+    return await record(actor, action, target=target, details=details)
+
+
 def changes(
     before: Mapping[str, Any], after: Mapping[str, Any], *, values_of: Collection[str] = ()
 ) -> dict[str, Any] | None:

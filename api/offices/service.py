@@ -75,14 +75,14 @@ async def update_settings(
         if sender is not None:
             office.sender_email = sender
         await office.save()
-        changed = auditlog.changes(before, _settings(office), values_of=_SETTINGS)
-        if changed:
-            await auditlog.record(
-                actor,
-                AuditAction.SETTINGS_CHANGED,
-                target=ids.encode("Office", office.id),
-                details=changed,
-            )
+        await auditlog.record_changes(
+            actor,
+            AuditAction.SETTINGS_CHANGED,
+            target=ids.encode("Office", office.id),
+            before=before,
+            after=_settings(office),
+            values_of=_SETTINGS,
+        )
     return office
 
 

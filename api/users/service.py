@@ -154,14 +154,14 @@ async def update_user(actor: User, user_id: int, changes: UserChanges) -> User:
         await ownership.on_user_changed(
             target, old_crm_agent_id=old_agent_id, was_active=was_active
         )
-        changed = auditlog.changes(before, _audited(target), values_of=_AUDITED_VALUES)
-        if changed:
-            await auditlog.record(
-                actor,
-                AuditAction.USER_CHANGED,
-                target=ids.encode("User", target.id),
-                details=changed,
-            )
+        await auditlog.record_changes(
+            actor,
+            AuditAction.USER_CHANGED,
+            target=ids.encode("User", target.id),
+            before=before,
+            after=_audited(target),
+            values_of=_AUDITED_VALUES,
+        )
         if changes.password is not None:
             # Never the password itself: the entry says only that it was set.
             await auditlog.record(
