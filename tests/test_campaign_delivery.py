@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -79,17 +80,17 @@ class PrivateRedis:
             self.proc = None
 
 
-@pytest.fixture
-async def private_redis(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[PrivateRedis]:
-    """The private server, with this process's campaign actors sending to it."""
+@asynccontextmanager
+async def redis_for_actors(
+    monkeypatch: pytest.MonkeyPatch, actors: tuple[Any, ...]
+) -> AsyncIterator[PrivateRedis]:
+    """A private redis-server, with `actors` of this process sending to it meanwhile."""
     from dramatiq.brokers.redis import RedisBroker
-
-    from workers import campaigns as actors
 
     server = PrivateRedis()
     await server.start()
     broker = RedisBroker(url=server.url + "?socket_timeout=2&socket_connect_timeout=2")
-    for actor in (actors.dispatch_campaign, actors.send_batch):
+    for actor in actors:
         broker.declare_queue(actor.queue_name)
         monkeypatch.setattr(actor, "broker", broker)
     try:
@@ -97,6 +98,15 @@ async def private_redis(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Privat
     finally:
         server.stop()
         broker.close()
+
+
+@pytest.fixture
+async def private_redis(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[PrivateRedis]:
+    """The private server, with this process's campaign actors sending to it."""
+    from workers import campaigns as actors
+
+    async with redis_for_actors(monkeypatch, (actors.dispatch_campaign, actors.send_batch)) as s:
+        yield s
 
 
 async def contacts_with_email(world: Any, n: int) -> None:

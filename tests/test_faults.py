@@ -35,7 +35,6 @@ from typing import Any
 
 import httpx
 import pytest
-from dramatiq.brokers.redis import RedisBroker
 
 import workers.audit
 import workers.campaigns
@@ -55,7 +54,7 @@ from api.users import auth
 from api.users.auth import issue_token
 from tests.conftest import PASSWORD, assert_clean, error_codes, make_user
 from tests.mail_server import free_port
-from tests.test_campaign_delivery import PrivateRedis
+from tests.test_campaign_delivery import redis_for_actors
 from tests.workers_for_tests import crm_worker, stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -448,9 +447,6 @@ needs_redis = pytest.mark.skipif(
 async def private_redis(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
     """A private redis-server, with this process's actors (where the clock's step sends)
     pointed at it."""
-    server = PrivateRedis()
-    await server.start()
-    broker = RedisBroker(url=server.url + "?socket_timeout=2&socket_connect_timeout=2")
     actors = (
         workers.exports.export_contacts,
         workers.imports.run_import,
@@ -458,14 +454,8 @@ async def private_redis(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
         workers.campaigns.dispatch_campaign,
         workers.campaigns.send_batch,
     )
-    for actor in actors:
-        broker.declare_queue(actor.queue_name)
-        monkeypatch.setattr(actor, "broker", broker)
-    try:
+    async with redis_for_actors(monkeypatch, actors) as server:
         yield server
-    finally:
-        server.stop()
-        broker.close()
 
 
 EXPORT = "mutation { exportContacts { id state } }"
