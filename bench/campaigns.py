@@ -577,23 +577,9 @@ def _child_env(extra: dict[str, str]) -> dict[str, str]:
 
 def run_child(argv: list[str], env: dict[str, str], *, timeout: float = 1800) -> dict[str, Any]:
     """`python -m bench.campaigns ARGV…` in a fresh process; its last stdout line is JSON."""
-    from bench.run import ROOT
+    from bench.run import run_child as run_module
 
-    out = subprocess.run(  # noqa: S603 (our own argv)
-        [sys.executable, "-m", "bench.campaigns", *argv],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"campaign child {argv} failed:\n{out.stderr[-5000:]}")
-    lines = out.stdout.strip().splitlines()
-    for line in lines[:-1]:
-        print(line)
-    return json.loads(lines[-1])
+    return run_module("bench.campaigns", argv, env, timeout=timeout)
 
 
 async def _new_campaign(

@@ -102,6 +102,26 @@ class Server:
                 self.proc.wait(10)
 
 
+def run_child(module: str, argv: list[str], env: dict[str, str], *, timeout: float = 1800) -> Any:
+    """`python -m MODULE ARGV…` in a fresh process (a measure of its own memory or start-up);
+    its last stdout line is JSON, which is returned; the lines before it are printed."""
+    out = subprocess.run(  # noqa: S603 (our own argv)
+        [sys.executable, "-m", module, *argv],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{module} {argv} failed:\n{out.stderr[-5000:]}")
+    lines = out.stdout.strip().splitlines()
+    for line in lines[:-1]:
+        print(line)
+    return json.loads(lines[-1])
+
+
 def start_server(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> Server:
     log = workdir / f"{name}.log"
     port = free_port()

@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -653,20 +652,10 @@ async def _child_raw(office_id: int, path: Path) -> dict[str, Any]:
 
 
 def _run_child(argv: list[str], env: dict[str, str]) -> ExportRun:
-    from bench.run import ROOT
+    from bench.run import run_child
 
     Path(env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-    out = subprocess.run(  # noqa: S603 (our own argv)
-        [sys.executable, "-m", "bench.transfers", *argv],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"export child {argv} failed:\n{out.stderr[-3000:]}")
-    return ExportRun(**json.loads(out.stdout.strip().splitlines()[-1]))
+    return ExportRun(**run_child("bench.transfers", argv, env))
 
 
 async def measure_export(
