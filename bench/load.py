@@ -59,6 +59,7 @@ import httpx
 import orjson
 
 from api.demo import COMPANIES, DEMO_DOMAIN, DEMO_PASSWORD, FIRST_NAMES, LAST_NAMES
+from bench.data import create_database, drop_database
 from bench.run import machine as describe_machine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -936,23 +937,6 @@ def lines_of_request(paths: list[Path], request_id: str) -> list[str]:
 # --------------------------------------------------------------------------- the database
 
 
-async def create_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def drop_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 async def data_facts(db_url: str) -> dict[str, Any]:
     """VACUUM ANALYZE after the load (a live office's statistics are current), then its sizes."""
     conn = await asyncpg.connect(db_url)
@@ -1400,7 +1384,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 1
     try:
         print(f"database {args.db}: created; loading the demo office ({args.contacts:,} contacts)")
-        asyncio.run(create_database(args.db))
+        asyncio.run(create_database(PG_ADMIN_URL, args.db))
         flush_redis(args.redis_url)
         t0 = time.perf_counter()
         demo = procs.start("demo", [crm, "demo", "--contacts", str(args.contacts)], env)
@@ -1455,7 +1439,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept database {args.db} and the logs in {workdir}")
         else:
             with contextlib.suppress(Exception):
-                asyncio.run(drop_database(args.db))
+                asyncio.run(drop_database(PG_ADMIN_URL, args.db))
             shutil.rmtree(workdir, ignore_errors=True)
     return status
 
